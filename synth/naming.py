@@ -1,0 +1,45 @@
+"""Class names become directory names only after these checks; the original name stays in manifests."""
+
+from __future__ import annotations
+
+import unicodedata
+
+__all__ = ["class_dirname", "validate_class_names"]
+
+_MAX_NAME_BYTES = 200  # leaves room for a file name under the 255-byte limit of most filesystems
+
+
+def class_dirname(name: str) -> str:
+    """The directory name for class `name`, or `ValueError` saying why it cannot be one."""
+    if not isinstance(name, str):
+        raise ValueError(f"class name must be a string, got {type(name).__name__}")
+    clean = unicodedata.normalize("NFC", name.strip())
+    if not clean:
+        raise ValueError(f"class name {name!r} is empty")
+    if clean in (".", ".."):
+        raise ValueError(f"class name {name!r} is not allowed (it means a directory)")
+    if "/" in clean or "\\" in clean:
+        raise ValueError(f"class name {name!r} contains a path separator")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in clean):
+        raise ValueError(f"class name {name!r} contains a control character")
+    if clean.startswith("."):
+        raise ValueError(f"class name {name!r} starts with '.', which hides its folder")
+    if len(clean.encode("utf-8")) > _MAX_NAME_BYTES:
+        raise ValueError(f"class name {name[:40]!r}... is longer than {_MAX_NAME_BYTES} bytes")
+    return clean
+
+
+def validate_class_names(names: list[str]) -> list[str]:
+    """Directory names for `names`; rejects unsafe names and duplicates after normalisation.
+
+    Two names that differ only by case or Unicode form would share a folder on macOS and Windows,
+    so they count as duplicates.
+    """
+    dirnames = [class_dirname(n) for n in names]
+    seen: dict[str, str] = {}
+    for name, dirname in zip(names, dirnames, strict=True):
+        key = unicodedata.normalize("NFKC", dirname).casefold()
+        if key in seen:
+            raise ValueError(f"class names {seen[key]!r} and {name!r} are duplicates")
+        seen[key] = name
+    return dirnames

@@ -1,0 +1,64 @@
+"""Crash-safe file writes: an image or a record exists only once it is complete."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from synth import faults
+
+__all__ = ["TEMP_MARKER", "atomic_write_bytes", "encode_png", "remove_stray_temps", "sha256_file"]
+
+TEMP_MARKER = ".tmp-"  # temp files are ".<name>.tmp-<pid>" beside their target
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG bytes of `image`, deterministic for the same pixels (no timestamps in PNG)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> str:
+    """Write `data` to `path` via temp file + fsync + rename; returns its sha256 hex digest."""
+    tmp = path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}")
+    faults.maybe_enospc()
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    faults.crash_point("before-rename")
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def remove_stray_temps(root: Path) -> list[Path]:
+    """Delete temp files left by a crashed writer under `root`; returns what was removed."""
+    removed = []
+    for tmp in root.rglob(f".*{TEMP_MARKER}*"):
+        if tmp.is_file():
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
