@@ -15,7 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from synth.naming import validate_class_names
 
-__all__ = ["ClassSpec", "ConfigError", "GenerationConfig", "load_config", "parse_config"]
+__all__ = [
+    "ClassSpec",
+    "ConfigError",
+    "ExperimentConfig",
+    "GenerationConfig",
+    "PreprocessConfig",
+    "RecipeConfig",
+    "TrainConfig",
+    "load_config",
+    "parse_config",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -180,3 +190,137 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
     return parse_config(model, data, source=str(path))
+
+
+class PreprocessConfig(_Frozen):
+    """How real and synthetic images are made to look alike (the study's pipeline)."""
+
+    size: int = Field(default=64, ge=8, le=1024, description="Output side S in pixels (S x S).")
+    padding: Literal["black", "white", "mean", "noise"] = Field(
+        default="black", description="Letterbox fill: the study used black."
+    )
+    synthetic_margin: tuple[float, float] = Field(
+        default=(0.0, 0.15),
+        description="Range of the fraction of each side cut from square synthetic images, "
+        "so they resemble letterboxed photos; (0, 0) disables it.",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of the per-image random margins/noise.")
+
+    @field_validator("synthetic_margin")
+    @classmethod
+    def _margin_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low <= high < 0.5:
+            raise ValueError(f"synthetic_margin must satisfy 0 <= low <= high < 0.5, got {value}")
+        return value
+
+
+class TrainConfig(_Frozen):
+    """Classifier training; the defaults are the study's."""
+
+    model: Literal["study-cnn", "resnet18"] = Field(
+        default="study-cnn", description="The study's conv32-conv64-fc128 CNN, or ResNet-18."
+    )
+    epochs: int = Field(default=10, gt=0, le=1000, description="Passes over the training set.")
+    batch_size: int = Field(default=32, gt=0, le=4096, description="Images per step.")
+    learning_rate: float = Field(default=1e-3, gt=0, le=1.0, description="Adam learning rate.")
+    augment: bool = Field(default=False, description="Random flips and small shifts.")
+    finetune_epochs: int = Field(
+        default=5, gt=0, le=1000, description="Epochs on real data after synthetic pretraining."
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(default="auto", description="Training device.")
+    pretrained_weights: str | None = Field(
+        default=None, description="Local ResNet-18 state dict to start from (never downloaded)."
+    )
+
+
+class RecipeConfig(_Frozen):
+    """One training recipe: which images train the model."""
+
+    name: str = Field(description="Unique name used in reports and cache keys.", min_length=1)
+    kind: Literal["real", "synthetic", "mix", "real-plus-synthetic", "pretrain-finetune"] = Field(
+        description="real only; synthetic only; a fixed-size mix; real + k synthetic per real; "
+        "pretrain on synthetic then fine-tune on real."
+    )
+    synthetic_fraction: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="'mix': share of synthetic images."
+    )
+    total: int | None = Field(
+        default=None, gt=0, description="'mix': training set size (default: the real train size)."
+    )
+    synthetic_per_real: float = Field(
+        default=1.0, ge=0.0, description="'real-plus-synthetic': synthetic images per real one."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_key(cls, name: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+            raise ValueError(f"recipe name {name!r} must be lowercase letters, digits and dashes")
+        return name
+
+
+def _default_recipes() -> tuple[RecipeConfig, ...]:
+    return (
+        RecipeConfig(name="real", kind="real"),
+        RecipeConfig(name="synthetic", kind="synthetic"),
+        RecipeConfig(name="mix-50", kind="mix", synthetic_fraction=0.5),
+        RecipeConfig(name="mix-30", kind="mix", synthetic_fraction=0.3),
+        RecipeConfig(name="real-plus-1x", kind="real-plus-synthetic", synthetic_per_real=1.0),
+        RecipeConfig(name="pretrain-finetune", kind="pretrain-finetune"),
+    )
+
+
+class ExperimentConfig(_Frozen):
+    """The whole study: generate, import real data, preprocess, train recipes, evaluate, explain."""
+
+    name: str = Field(default="experiment", min_length=1, description="Run name in reports.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    real_data: str = Field(
+        default="data/fruits",
+        description="ImageFolder of real photos: <root>/<Class>/..., optionally train/ and test/.",
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Held-out share when real_data has no test/."
+    )
+    extra_test_sets: tuple[str, ...] = Field(
+        default=(), description="More labelled folders to evaluate on (generalisation checks)."
+    )
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    recipes: tuple[RecipeConfig, ...] = Field(default_factory=_default_recipes, min_length=1)
+    mix_sweep: tuple[float, ...] = Field(
+        default=(), description="Extra 'mix' recipes at these synthetic fractions (a sweep)."
+    )
+    seeds: tuple[int, ...] = Field(default=(0, 1, 2), min_length=1, description="Training seeds.")
+    shap_images_per_class: int = Field(
+        default=2, ge=0, le=50, description="Test images per class explained with SHAP (0: off)."
+    )
+    out: str = Field(default="runs/experiment", description="Run output directory.")
+
+    @field_validator("recipes")
+    @classmethod
+    def _unique_recipes(cls, recipes: tuple[RecipeConfig, ...]) -> tuple[RecipeConfig, ...]:
+        names = [r.name for r in recipes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"recipe names must be unique, repeated: {dupes}")
+        return recipes
+
+    @field_validator("mix_sweep")
+    @classmethod
+    def _fractions(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in values if not 0.0 <= v <= 1.0]
+        if bad:
+            raise ValueError(f"mix_sweep fractions must be within [0, 1], got {bad}")
+        return values
+
+    def all_recipes(self) -> tuple[RecipeConfig, ...]:
+        """The configured recipes plus one 'mix' recipe per `mix_sweep` fraction."""
+        sweep = tuple(
+            RecipeConfig(name=f"sweep-{round(f * 100):03d}", kind="mix", synthetic_fraction=f)
+            for f in self.mix_sweep
+        )
+        return self.recipes + sweep

@@ -7,7 +7,6 @@ folders (torchvision `ImageFolder` and the Hugging Face `imagefolder` loader rea
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime

@@ -90,8 +90,10 @@ def _generate(loaded, config, items, write) -> int:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         half = len(items) // 2
-        return 1 + _generate(loaded, config, items[:half], write) + _generate(
-            loaded, config, items[half:], write
+        return (
+            1
+            + _generate(loaded, config, items[:half], write)
+            + _generate(loaded, config, items[half:], write)
         )
     for item, image in zip(items, images, strict=True):
         write(item, image)

@@ -169,9 +169,7 @@ def load_pipeline(
     model: str, *, revision: str | None, device: str, dtype: str, scheduler: str
 ) -> LoadedPipeline:
     """The pipeline for these settings, loaded on first use and shared by the whole process."""
-    info = describe_model(
-        model, revision=revision, device=device, dtype=dtype, scheduler=scheduler
-    )
+    info = describe_model(model, revision=revision, device=device, dtype=dtype, scheduler=scheduler)
     key = (info, revision)
     with _cache_lock:
         if key not in _cache:

@@ -124,7 +124,12 @@ def build_sd15_random_pipeline(workdir: Path, seed: int = 0) -> StableDiffusionP
             "CrossAttnDownBlock2D",
             "DownBlock2D",
         ),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        up_block_types=(
+            "UpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+        ),
     )
     vae = AutoencoderKL(
         block_out_channels=(128, 256, 512, 512),
@@ -134,7 +139,9 @@ def build_sd15_random_pipeline(workdir: Path, seed: int = 0) -> StableDiffusionP
         layers_per_block=2,
         sample_size=512,
     )
-    text_encoder = _text_encoder(len(tokenizer), hidden=768, layers=12, heads=12, ffn=3072, proj=768)
+    text_encoder = _text_encoder(
+        len(tokenizer), hidden=768, layers=12, heads=12, ffn=3072, proj=768
+    )
     return StableDiffusionPipeline(
         unet=unet,
         vae=vae,

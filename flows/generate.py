@@ -1,0 +1,76 @@
+"""The `generate_dataset` flow: plan, one task per batch, verify (and repair), report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import flow
+from prefect.futures import as_completed
+
+from synth.config import GenerationConfig
+from synth.lock import DatasetLock
+from tasks.generate import (
+    BatchSpec,
+    DatasetRef,
+    ProgressReporter,
+    generate_images,
+    plan_generation,
+    publish_generation_report,
+    verify_dataset,
+)
+
+__all__ = ["generate_dataset"]
+
+
+@flow(name="generate-dataset", log_prints=True)
+def generate_dataset(
+    config: GenerationConfig,
+    out: str,
+    retries: int = 3,
+    retry_delay_seconds: float = 5.0,
+) -> DatasetRef:
+    """Generate the synthetic dataset of `config` into `out`, resuming whatever is there.
+
+    Steps: 1. lock `out` and plan fixed batches (repairing crash leftovers), 2. run one task per
+    batch (finished batches come back from Prefect's cache; incomplete ones always run),
+    3. verify every planned image and regenerate any still missing, 4. publish the report.
+    """
+    start = time.perf_counter()
+    out = str(Path(out).resolve())
+    with DatasetLock(Path(out)):
+        # Step 1: plan
+        plan = plan_generation(config, out)
+        print(f"{plan.missing} of {plan.total} images to generate in {out}; repairs {plan.repairs}")
+        batch_task = generate_images.with_options(
+            retries=retries, retry_delay_seconds=retry_delay_seconds
+        )
+        # Step 2: one task per batch
+        progress = ProgressReporter(len(plan.batches))
+        futures = [
+            batch_task.with_options(refresh_cache=b.number in plan.incomplete).submit(
+                config, out, b
+            )
+            for b in plan.batches
+        ]
+        results, failures = [], []
+        for future in as_completed(futures):  # wait for all: finished batches are never wasted
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                failures.append(exc)
+            progress.batch_done()
+        if failures:
+            raise failures[0]
+        # Step 3: verify; a stale cache hit or a lost file is regenerated here
+        ref, missing = verify_dataset(config, out)
+        if missing:
+            print(f"{len(missing)} images missing after the batches; regenerating them")
+            repair = BatchSpec(number=len(plan.batches), items=missing)
+            results.append(batch_task.with_options(refresh_cache=True)(config, out, repair))
+            ref, missing = verify_dataset(config, out)
+            if missing:
+                raise RuntimeError(f"{len(missing)} images still missing from {out}")
+    # Step 4: report
+    publish_generation_report(ref, results, time.perf_counter() - start)
+    return ref
