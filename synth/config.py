@@ -167,7 +167,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:]}: {exc}")
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid {path.suffix[1:]}: {exc}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a table of settings")
     return data

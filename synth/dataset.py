@@ -124,7 +124,7 @@ def make_row(
 
 
 def scan_dataset(root: Path, config: GenerationConfig, *, verify: bool = True) -> DatasetState:
-    """Rows whose files exist (with matching sha256 when `verify`) and the planned images missing."""
+    """Valid rows (files present; sha256 checked when `verify`) and the planned images missing."""
     root = Path(root)
     split = root / SPLIT
     rows: dict[str, ManifestRow] = {}

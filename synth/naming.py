@@ -1,4 +1,4 @@
-"""Class names become directory names only after these checks; the original name stays in manifests."""
+"""Class names become directory names only after these checks; manifests keep the original."""
 
 from __future__ import annotations
 
