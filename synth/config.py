@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synth.naming import validate_class_names
 
@@ -125,12 +125,12 @@ class GenerationConfig(_Frozen):
             raise ValueError("prompt_template must not be blank")
         return template
 
-    @model_validator(mode="after")
-    def _sizes_multiple_of_8(self) -> GenerationConfig:
-        for field in ("width", "height"):
-            if getattr(self, field) % 8:
-                raise ValueError(f"{field} must be a multiple of 8, got {getattr(self, field)}")
-        return self
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8 (the VAE downsamples by 8), got {value}")
+        return value
 
     def prompt_for(self, spec: ClassSpec, index: int) -> str:
         """The prompt of image `index` of class `spec`."""

@@ -6,8 +6,10 @@ mocks. Unset, every hook is a no-op.
 - ``DATASYNTH_CRASH_AT="<point>:<n>"``: the process SIGKILLs itself the n-th time (1-based) it
   reaches `<point>`: ``denoise-step``, ``before-rename`` (temp file written, not renamed),
   ``before-manifest`` (image renamed, row not appended) or ``mid-manifest`` (half a row written).
-- ``DATASYNTH_FAULTS="transient=<p>,oom=<k>,enospc=<n>,seed=<s>"``:
-  ``transient``: each batch attempt raises `InjectedFault` with probability p, after writing a
+- ``DATASYNTH_FAULTS="transient=<p>,partial=<p>,oom=<k>,enospc=<n>,seed=<s>"``:
+  ``transient``: each batch attempt raises `InjectedFault` with probability p during a
+  denoising step, as a CUDA error or a preemption would (nothing of the attempt is written);
+  ``partial``: each batch attempt raises `InjectedFault` with probability p after writing a
   seeded random number of its images (so a retry finds a half-done batch);
   ``oom``: the first k pipeline calls with more than one image raise a CUDA-style out-of-memory;
   ``enospc``: the n-th file write raises ``OSError(ENOSPC)``.
@@ -22,7 +24,14 @@ import signal
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["InjectedFault", "crash_point", "batch_fault_after", "maybe_oom", "maybe_enospc"]
+__all__ = [
+    "BatchFault",
+    "InjectedFault",
+    "batch_fault",
+    "crash_point",
+    "maybe_enospc",
+    "maybe_oom",
+]
 
 _hits: Counter[str] = Counter()
 
@@ -38,6 +47,7 @@ class InjectedOutOfMemoryError(RuntimeError):
 @dataclass(frozen=True)
 class _Faults:
     transient: float = 0.0
+    partial: float = 0.0
     oom: int = 0
     enospc: int = 0
     seed: int = 0
@@ -53,6 +63,7 @@ def _faults() -> _Faults:
         values[key] = float(value)
     return _Faults(
         transient=values.get("transient", 0.0),
+        partial=values.get("partial", 0.0),
         oom=int(values.get("oom", 0)),
         enospc=int(values.get("enospc", 0)),
         seed=int(values.get("seed", 0)),
@@ -72,18 +83,28 @@ def crash_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def batch_fault_after(batch_key: str, batch_len: int) -> int | None:
-    """How many images this attempt of batch `batch_key` writes before failing (None: no fault)."""
+@dataclass(frozen=True)
+class BatchFault:
+    """A fault planned for one batch attempt: during denoising step `step`, or after `written`."""
+
+    step: int | None = None
+    written: int | None = None
+
+
+def batch_fault(batch_key: str, batch_len: int, steps: int) -> BatchFault | None:
+    """The fault this attempt of batch `batch_key` meets, if any (seeded by key and attempt)."""
     faults = _faults()
-    if faults.transient <= 0:
+    if faults.transient <= 0 and faults.partial <= 0:
         return None
     _hits[f"attempt:{batch_key}"] += 1
     attempt = _hits[f"attempt:{batch_key}"]
     digest = hashlib.sha256(f"{faults.seed}:{batch_key}:{attempt}".encode()).digest()
     draw = int.from_bytes(digest[:8], "big") / 2**64
-    if draw >= faults.transient:
-        return None
-    return digest[8] % (batch_len + 1)
+    if draw < faults.transient:
+        return BatchFault(step=digest[8] % max(steps, 1))
+    if draw < faults.transient + faults.partial:
+        return BatchFault(written=digest[9] % (batch_len + 1))
+    return None
 
 
 def maybe_oom(batch_len: int) -> None:

@@ -54,12 +54,17 @@ def pipeline_for(config: GenerationConfig) -> LoadedPipeline:
     )
 
 
-def _denoise_callback(pipe, step, timestep, callback_kwargs):
-    faults.crash_point("denoise-step")
-    return callback_kwargs
+def _denoise_callback(fault: faults.BatchFault | None):
+    def callback(pipe, step, timestep, callback_kwargs):
+        faults.crash_point("denoise-step")
+        if fault is not None and fault.step == step:
+            raise faults.InjectedFault(f"injected transient fault at denoising step {step}")
+        return callback_kwargs
+
+    return callback
 
 
-def _run_pipeline(loaded: LoadedPipeline, config: GenerationConfig, items: list[PlannedImage]):
+def _run_pipeline(loaded: LoadedPipeline, config: GenerationConfig, items, fault):
     faults.maybe_oom(len(items))
     # One CPU generator per image: the same latents whatever the batch or the device.
     generators = [torch.Generator("cpu").manual_seed(item.seed) for item in items]
@@ -75,15 +80,15 @@ def _run_pipeline(loaded: LoadedPipeline, config: GenerationConfig, items: list[
             height=config.height,
             generator=generators,
             output_type="pil",
-            callback_on_step_end=_denoise_callback,
+            callback_on_step_end=_denoise_callback(fault),
         )
     return out.images
 
 
-def _generate(loaded, config, items, write) -> int:
+def _generate(loaded, config, items, write, fault=None) -> int:
     """Generate `items`, halving the batch on out-of-memory; returns how many splits happened."""
     try:
-        images = _run_pipeline(loaded, config, items)
+        images = _run_pipeline(loaded, config, items, fault)
     except _OOM_ERRORS:
         if len(items) == 1:
             raise
@@ -115,7 +120,8 @@ def generate_batch(config: GenerationConfig, root: Path, items: tuple[PlannedIma
         return BatchResult(0, len(items), time.perf_counter() - start, {}, 0)
     # 2. Pipeline, shared by every batch this process runs
     loaded = pipeline_for(config)
-    fail_after = faults.batch_fault_after(f"{items[0].file_name}+{len(items)}", len(todo))
+    fault = faults.batch_fault(f"{items[0].file_name}+{len(items)}", len(todo), config.steps)
+    fail_after = fault.written if fault else None
     per_class: dict[str, int] = {}
 
     # 4. One image at a time: the file first, then its row
@@ -129,7 +135,7 @@ def generate_batch(config: GenerationConfig, root: Path, items: tuple[PlannedIma
         per_class[item.label] = per_class.get(item.label, 0) + 1
 
     # 3. Generate, halving on out-of-memory
-    splits = _generate(loaded, config, todo, write)
+    splits = _generate(loaded, config, todo, write, fault)
     if fail_after is not None and fail_after >= len(todo):
         raise faults.InjectedFault("injected transient fault after the batch's last image")
     seconds = time.perf_counter() - start

@@ -87,7 +87,7 @@ def build_tiny_pipeline(workdir: Path, seed: int = 0) -> StableDiffusionPipeline
         sample_size=32,
     )
     text_encoder = _text_encoder(len(tokenizer), hidden=32, layers=2, heads=4, ffn=37, proj=32)
-    scheduler = PNDMScheduler(skip_prk_steps=True)
+    scheduler = PNDMScheduler(skip_prk_steps=True, steps_offset=1)
     return StableDiffusionPipeline(
         unet=unet,
         vae=vae,
@@ -148,7 +148,11 @@ def build_sd15_random_pipeline(workdir: Path, seed: int = 0) -> StableDiffusionP
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         scheduler=PNDMScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            skip_prk_steps=True,
+            steps_offset=1,
         ),
         safety_checker=None,
         feature_extractor=None,

@@ -1,0 +1,125 @@
+"""The generation engine without Prefect: determinism, batch-size independence, OOM halving."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synth.dataset import manifest_path, prepare_output, scan_dataset, split_batches
+from synth.generate import generate_batch, model_info
+from synth.manifest import read_manifest
+from tests.helpers import assert_dataset_intact
+
+
+def _generate_all(config, root: Path):
+    state = prepare_output(root, config, model_info(config))
+    results = [generate_batch(config, root, b) for b in split_batches(list(state.missing),
+                                                                       config.batch_size)]
+    return scan_dataset(root, config), results
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "train").rglob("*.png")}
+
+
+def test_generate_same_config_twice_gives_byte_identical_datasets(tmp_path, tiny_config):
+    a, _ = _generate_all(tiny_config, tmp_path / "a")
+    b, _ = _generate_all(tiny_config, tmp_path / "b")
+    assert a.counts == {"apple": 6, "banana": 6}
+    assert a.digest == b.digest
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert_dataset_intact(tmp_path / "a", {"apple": 6, "banana": 6})
+
+
+def test_generate_batch_size_does_not_change_seeds_prompts_or_pixels(tmp_path, tiny_config):
+    _generate_all(tiny_config, tmp_path / "b4")
+    _generate_all(tiny_config.model_copy(update={"batch_size": 1}), tmp_path / "b1")
+    rows4 = {r.file_name: r for r in read_manifest(manifest_path(tmp_path / "b4"))}
+    rows1 = {r.file_name: r for r in read_manifest(manifest_path(tmp_path / "b1"))}
+    assert rows4.keys() == rows1.keys()
+    for name, row in rows4.items():
+        assert (row.seed, row.prompt) == (rows1[name].seed, rows1[name].prompt)
+        a = np.asarray(Image.open(tmp_path / "b4" / "train" / name), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "b1" / "train" / name), dtype=np.int16)
+        assert np.abs(a - b).max() <= 2, name  # batched matmuls may round differently
+
+
+def test_generate_rerun_of_complete_dataset_generates_nothing(tmp_path, tiny_config):
+    _generate_all(tiny_config, tmp_path)
+    state, results = _generate_all(tiny_config, tmp_path)
+    assert results == [] and not state.missing
+
+
+def test_generate_batch_halves_on_out_of_memory_and_keeps_the_dataset(
+    tmp_path, tiny_config, monkeypatch
+):
+    clean, _ = _generate_all(tiny_config, tmp_path / "clean")
+    monkeypatch.setenv("DATASYNTH_FAULTS", "oom=2")
+    from synth import faults
+
+    faults._hits.clear()
+    oomed, results = _generate_all(tiny_config, tmp_path / "oom")
+    assert sum(r.oom_splits for r in results) == 2
+    # Same images (names, seeds, prompts); halved batches may round a pixel differently, as
+    # kernels differ by batch shape: see docs/RELIABILITY.md.
+    assert oomed.rows.keys() == clean.rows.keys()
+    for name, row in clean.rows.items():
+        assert (row.seed, row.prompt) == (oomed.rows[name].seed, oomed.rows[name].prompt)
+        a = np.asarray(Image.open(tmp_path / "clean" / "train" / name), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "oom" / "train" / name), dtype=np.int16)
+        assert np.abs(a - b).max() <= 2, name
+
+
+def test_generate_batch_resumes_a_half_written_batch(tmp_path, tiny_config, monkeypatch):
+    from synth import faults
+
+    monkeypatch.setenv("DATASYNTH_FAULTS", "partial=1.0,seed=3")
+    faults._hits.clear()
+    state = prepare_output(tmp_path, tiny_config, model_info(tiny_config))
+    batch = split_batches(list(state.missing), 4)[0]
+    with pytest.raises(faults.InjectedFault):
+        generate_batch(tiny_config, tmp_path, batch)
+    written = len(read_manifest(manifest_path(tmp_path)))
+    monkeypatch.delenv("DATASYNTH_FAULTS")
+    result = generate_batch(tiny_config, tmp_path, batch)
+    assert (result.skipped, result.generated) == (written, 4 - written)
+
+
+def test_generate_batch_transient_fault_writes_nothing_and_retry_is_identical(
+    tmp_path, tiny_config, monkeypatch
+):
+    from synth import faults
+
+    clean, _ = _generate_all(tiny_config, tmp_path / "clean")
+    monkeypatch.setenv("DATASYNTH_FAULTS", "transient=1.0,seed=1")
+    faults._hits.clear()
+    state = prepare_output(tmp_path / "f", tiny_config, model_info(tiny_config))
+    batches = split_batches(list(state.missing), tiny_config.batch_size)
+    with pytest.raises(faults.InjectedFault, match="denoising step"):
+        generate_batch(tiny_config, tmp_path / "f", batches[0])
+    assert read_manifest(manifest_path(tmp_path / "f")) == []
+    monkeypatch.delenv("DATASYNTH_FAULTS")
+    for batch in batches:
+        generate_batch(tiny_config, tmp_path / "f", batch)
+    assert scan_dataset(tmp_path / "f", tiny_config).digest == clean.digest
+
+
+def test_prepare_output_repairs_crash_leftovers(tmp_path, tiny_config):
+    _generate_all(tiny_config, tmp_path)
+    split = tmp_path / "train"
+    rows = read_manifest(manifest_path(tmp_path))
+    # an image renamed but never counted, a torn row, a temp file, a corrupted image
+    lines = manifest_path(tmp_path).read_text().splitlines(keepends=True)
+    manifest_path(tmp_path).write_text("".join(lines[:-1]) + lines[-1][:20])
+    (split / "apple" / ".000001.png.tmp-999").write_bytes(b"half")
+    (split / rows[0].file_name).write_bytes(b"not the image it was")
+    state = prepare_output(tmp_path, tiny_config, model_info(tiny_config))
+    assert state.repairs == {
+        "torn_manifest_bytes": 20,
+        "temp_files_removed": 1,
+        "stale_rows_dropped": 1,
+        "orphans_adopted": 1,
+    }
+    assert [p.file_name for p in state.missing] == [rows[0].file_name]
+    assert not (split / rows[0].file_name).exists()
