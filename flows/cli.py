@@ -60,10 +60,12 @@ def generate(
         _fail(str(exc))
     from flows.generate import generate_dataset
     from flows.progress import ManifestProgress
+    from synth.generate import model_info
     from synth.lock import DatasetLockedError
     from synth.pipeline import ModelUnavailableError
 
     try:
+        model_info(cfg)  # check inputs first: a missing model fails here, not in a task
         with ManifestProgress(out, len(cfg.classes) * cfg.images_per_class):
             ref = generate_dataset(cfg, str(out), retries=retries, retry_delay_seconds=retry_delay)
     except (ModelUnavailableError, DatasetLockedError, ValueError) as exc:

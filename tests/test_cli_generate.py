@@ -70,11 +70,19 @@ def test_generate_killed_with_sigkill_resumes_exactly(tmp_path, tiny_model_dir, 
 
 
 def test_generate_cli_reports_bad_config_and_class_names(tmp_path, tiny_model_dir):
-    bad = _cli("generate", str(_config(tmp_path, tiny_model_dir, images_per_class="-1")),
-               "--out", str(tmp_path / "x"))
+    bad = _cli(
+        "generate",
+        str(_config(tmp_path, tiny_model_dir, images_per_class="-1")),
+        "--out",
+        str(tmp_path / "x"),
+    )
     assert bad.returncode == 2 and "`images_per_class`" in bad.stderr
-    bad_name = _cli("generate", str(_config(tmp_path, tiny_model_dir, classes='["../etc"]')),
-                    "--out", str(tmp_path / "x"))
+    bad_name = _cli(
+        "generate",
+        str(_config(tmp_path, tiny_model_dir, classes='["../etc"]')),
+        "--out",
+        str(tmp_path / "x"),
+    )
     assert bad_name.returncode == 2 and "path separator" in bad_name.stderr
     assert not (tmp_path / "x").exists()
     assert "Traceback" not in bad.stderr + bad_name.stderr
@@ -82,10 +90,17 @@ def test_generate_cli_reports_bad_config_and_class_names(tmp_path, tiny_model_di
 
 def test_generate_cli_unreachable_hub_id_leaves_dataset_untouched(tmp_path, tiny_model_dir):
     out = tmp_path / "ds"
-    assert _cli("generate", str(_config(tmp_path, tiny_model_dir)), "--out", str(out)).returncode == 0
+    assert (
+        _cli("generate", str(_config(tmp_path, tiny_model_dir)), "--out", str(out)).returncode == 0
+    )
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    hub = _cli("generate", str(_config(tmp_path, tiny_model_dir, model='"acme/missing-model"')),
-               "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
+    hub = _cli(
+        "generate",
+        str(_config(tmp_path, tiny_model_dir, model='"acme/missing-model"')),
+        "--out",
+        str(out),
+        env={"HF_HUB_OFFLINE": "1"},
+    )
     assert hub.returncode == 2 and "local directory" in hub.stderr
     assert "Traceback" not in hub.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

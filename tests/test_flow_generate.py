@@ -4,8 +4,12 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter
-from prefect.client.schemas.filters import FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 
 from flows.generate import generate_dataset
 from synth.lock import DatasetLock, DatasetLockedError
@@ -79,10 +83,14 @@ def test_generate_dataset_retries_transient_faults_to_the_same_dataset(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
         )
     assert max(r.run_count for r in runs if r.name.startswith("generate-batch")) > 1
-    clean_files = {p.relative_to(tmp_path / "clean"): p.read_bytes()
-                   for p in (tmp_path / "clean").rglob("*.png")}
-    faulty_files = {p.relative_to(tmp_path / "faulty"): p.read_bytes()
-                    for p in (tmp_path / "faulty").rglob("*.png")}
+    clean_files = {
+        p.relative_to(tmp_path / "clean"): p.read_bytes()
+        for p in (tmp_path / "clean").rglob("*.png")
+    }
+    faulty_files = {
+        p.relative_to(tmp_path / "faulty"): p.read_bytes()
+        for p in (tmp_path / "faulty").rglob("*.png")
+    }
     assert clean_files == faulty_files  # byte-identical
 
 

@@ -14,8 +14,10 @@ from tests.helpers import assert_dataset_intact
 
 def _generate_all(config, root: Path):
     state = prepare_output(root, config, model_info(config))
-    results = [generate_batch(config, root, b) for b in split_batches(list(state.missing),
-                                                                       config.batch_size)]
+    results = [
+        generate_batch(config, root, b)
+        for b in split_batches(list(state.missing), config.batch_size)
+    ]
     return scan_dataset(root, config), results
 
 

@@ -9,9 +9,12 @@ from synth.lock import DatasetLock, DatasetLockedError
 
 
 def test_dataset_lock_refuses_a_second_holder_with_its_pid(tmp_path):
-    with DatasetLock(tmp_path), pytest.raises(DatasetLockedError, match="another datasynth run"):
-        with DatasetLock(tmp_path):
-            pass
+    with (
+        DatasetLock(tmp_path),
+        pytest.raises(DatasetLockedError, match="another datasynth run"),
+        DatasetLock(tmp_path),
+    ):
+        pass
     with DatasetLock(tmp_path):  # released on exit
         pass
 
