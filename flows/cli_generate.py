@@ -1,0 +1,51 @@
+"""Generation commands of the `datasynth` CLI: parse → load_config → flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.app import app, fail, parse_overrides
+from flows.env import apply_prefect_defaults
+
+
+@app.command("tiny-model")
+def tiny_model(path: Path, seed: int = 0) -> None:
+    """Build the tiny random-weight SD pipeline (offline tests and demo) and save it to PATH."""
+    from synth.tiny_model import save_tiny_pipeline
+
+    save_tiny_pipeline(path, seed=seed)
+    typer.echo(f"tiny Stable Diffusion pipeline saved to {path}")
+
+
+@app.command()
+def generate(
+    config: Path,
+    out: Annotated[Path, typer.Option(help="Dataset directory (created or resumed).")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
+    retries: int = 3,
+    retry_delay: float = 5.0,
+) -> None:
+    """Generate (or resume) the synthetic dataset of CONFIG into OUT, with a progress bar."""
+    apply_prefect_defaults()
+    from synth.config import ConfigError, GenerationConfig, load_config
+
+    try:
+        cfg = load_config(config, GenerationConfig, parse_overrides(set_))
+    except ConfigError as exc:
+        fail(str(exc))
+    from flows.generate import generate_dataset
+    from flows.progress import ManifestProgress
+    from synth.generate import model_info
+    from synth.lock import DatasetLockedError
+    from synth.pipeline import ModelUnavailableError
+
+    try:
+        model_info(cfg)  # check inputs first: a missing model fails here, not in a task
+        with ManifestProgress(out, len(cfg.classes) * cfg.images_per_class):
+            ref = generate_dataset(cfg, str(out), retries=retries, retry_delay_seconds=retry_delay)
+    except (ModelUnavailableError, DatasetLockedError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(f"dataset {ref.root}: {ref.images} images {ref.counts}, digest {ref.digest}")
