@@ -13,12 +13,12 @@ from synth.lock import DatasetLock
 from tasks.generate import (
     BatchSpec,
     DatasetRef,
-    ProgressReporter,
     generate_images,
     plan_generation,
     publish_generation_report,
     verify_dataset,
 )
+from tasks.progress import StepProgress
 
 __all__ = ["generate_dataset"]
 
@@ -46,7 +46,7 @@ def generate_dataset(
             retries=retries, retry_delay_seconds=retry_delay_seconds
         )
         # Step 2: one task per batch
-        progress = ProgressReporter(len(plan.batches))
+        progress = StepProgress(len(plan.batches), "generation-progress", "Batches finished")
         futures = [
             batch_task.with_options(refresh_cache=b.number in plan.incomplete).submit(
                 config, out, b
@@ -59,7 +59,7 @@ def generate_dataset(
                 results.append(future.result())
             except Exception as exc:
                 failures.append(exc)
-            progress.batch_done()
+            progress.advance()
         if failures:
             raise failures[0]
         # Step 3: verify; a stale cache hit or a lost file is regenerated here

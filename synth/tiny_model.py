@@ -15,7 +15,14 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-__all__ = ["build_sd15_random_pipeline", "build_tiny_pipeline", "save_tiny_pipeline"]
+__all__ = [
+    "build_sd15_random_pipeline",
+    "build_tiny_pipeline",
+    "is_tiny_model",
+    "save_tiny_pipeline",
+]
+
+_MARKER = "TINY_RANDOM_WEIGHTS"
 
 
 def _byte_unicode() -> list[str]:
@@ -105,7 +112,14 @@ def save_tiny_pipeline(path: Path, seed: int = 0) -> Path:
     path = Path(path)
     pipe = build_tiny_pipeline(path, seed=seed)
     pipe.save_pretrained(path)
+    # Reports read this marker to say plainly that these images carry no class signal.
+    (path / _MARKER).write_text("random weights: images carry no class signal\n")
     return path
+
+
+def is_tiny_model(model: str) -> bool:
+    """True for a directory saved by `save_tiny_pipeline` (its images carry no class signal)."""
+    return (Path(model).expanduser() / _MARKER).is_file()
 
 
 def build_sd15_random_pipeline(workdir: Path, seed: int = 0) -> StableDiffusionPipeline:

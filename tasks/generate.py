@@ -9,9 +9,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import (
     create_markdown_artifact,
-    create_progress_artifact,
     create_table_artifact,
-    update_progress_artifact,
 )
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
@@ -121,21 +119,6 @@ def verify_dataset(
         write_summary(Path(out), config, state)
     ref = DatasetRef(out, state.digest, state.counts, sum(state.counts.values()))
     return ref, state.missing
-
-
-class ProgressReporter:
-    """A Prefect progress artifact updated as batches finish."""
-
-    def __init__(self, total_batches: int, key: str = "generation-progress") -> None:
-        self.total = max(total_batches, 1)
-        self.done = 0
-        self.artifact_id = create_progress_artifact(
-            0.0, key=key, description="Generation batches finished"
-        )
-
-    def batch_done(self) -> None:
-        self.done += 1
-        update_progress_artifact(self.artifact_id, 100.0 * self.done / self.total)
 
 
 @task(name="publish-generation-report")

@@ -1,0 +1,328 @@
+"""Orchestration overhead: the `generate-dataset` flow against a bare diffusers loop.
+
+Both run the same tiny random-weight pipeline (loaded once, shared by the whole process), with
+the same prompts, seeds, batch size and image count, and both write one PNG per image. Only the
+flow adds the dataset lock, the resume scan, fsynced atomic writes, the manifest, the sha256
+verify pass, one Prefect task run per batch and the report artifacts. A third mode, `engine`,
+runs synth's generation steps without Prefect, which splits the overhead between crash safety
+(synth) and orchestration (Prefect). The modes are interleaved (bare, engine, flow, bare, ...)
+so that load from other processes on the machine falls on all of them alike.
+
+What is counted: the flow call itself, against a Prefect server that is already running (a
+temporary PREFECT_HOME on a free loopback port). The server start-up, the pipeline load and the
+first call of each mode (a one-batch warm-up) are one-time costs, reported apart.
+
+    uv run python bench/bench_generation_overhead.py [--per-class 128] [--batch 16] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from synth.config import GenerationConfig
+from synth.dataset import plan_images, prepare_output, scan_dataset, split_batches, write_summary
+from synth.generate import generate_batch, model_info, pipeline_for
+from synth.lock import DatasetLock
+
+TARGET_RATIO = 1.10  # flow / bare: orchestration may cost at most 10% of the generation time
+
+
+# --- a Prefect server for this process (the idea of tests/conftest.py) ---------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def prefect_server(tmp: Path) -> Iterator[float]:
+    """Start `prefect server start` with its own PREFECT_HOME and point this process at it.
+
+    Must run before anything imports prefect (its settings are read at import). Yields the
+    seconds the server took to answer its health check.
+    """
+    home = tmp / "prefect-home"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",  # as the CLI sets it: caching needs it
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    os.environ.pop("PREFECT_API_URL", None)
+    for hook in ("DATASYNTH_FAULTS", "DATASYNTH_CRASH_AT"):
+        os.environ.pop(hook, None)  # a benchmark never injects faults
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    start = time.perf_counter()
+    with open(tmp / "prefect-server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+            + ["--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: see {tmp / 'prefect-server.log'}")
+            if time.perf_counter() - start > 180:
+                raise RuntimeError("prefect server did not start within 180 s")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.25)
+        startup = time.perf_counter() - start
+        os.environ["PREFECT_API_URL"] = url
+        yield startup
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# --- the workload ------------------------------------------------------------------------------
+
+
+def tiny_config(model_dir: Path, per_class: int, batch: int, steps: int) -> GenerationConfig:
+    """2 classes of 64x64 images from the tiny pipeline (CFG on, as in real use)."""
+    return GenerationConfig(
+        classes=["apple", "banana"],
+        images_per_class=per_class,
+        model=str(model_dir),
+        steps=steps,
+        width=64,
+        height=64,
+        batch_size=batch,
+        seed=0,
+    )
+
+
+def build_tiny_model(tmp: Path) -> tuple[Path, float]:
+    """`datasynth tiny-model` into `tmp`; returns the directory and the seconds it took."""
+    from synth.tiny_model import save_tiny_pipeline
+
+    start = time.perf_counter()
+    path = save_tiny_pipeline(tmp / "tiny-sd")
+    return path, time.perf_counter() - start
+
+
+def load_pipeline_once(config: GenerationConfig) -> float:
+    """Load the process-wide pipeline that every mode then shares; returns the seconds."""
+    start = time.perf_counter()
+    pipeline_for(config)
+    return time.perf_counter() - start
+
+
+def run_bare(config: GenerationConfig, out: Path) -> dict[str, float]:
+    """What a user writes without datasynth: call the pipeline per batch, save each PNG."""
+    pipe = pipeline_for(config).pipe
+    for batch in split_batches(plan_images(config), config.batch_size):
+        with torch.inference_mode():
+            images = pipe(
+                prompt=[item.prompt for item in batch],
+                num_inference_steps=config.steps,
+                guidance_scale=config.guidance_scale,
+                width=config.width,
+                height=config.height,
+                generator=[torch.Generator("cpu").manual_seed(item.seed) for item in batch],
+            ).images
+        for item, image in zip(batch, images, strict=True):
+            path = out / "train" / item.file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path)
+    return {}
+
+
+def run_engine(config: GenerationConfig, out: Path) -> dict[str, float]:
+    """The flow's steps through synth alone: lock, repair scan, batches, verify (no report)."""
+    phases: dict[str, float] = {}
+    with DatasetLock(out):
+        t0 = time.perf_counter()
+        prepare_output(out, config, model_info(config))
+        t1 = time.perf_counter()
+        for batch in split_batches(plan_images(config), config.batch_size):
+            generate_batch(config, out, batch)
+        t2 = time.perf_counter()
+        state = scan_dataset(out, config)
+        assert not state.missing, "the engine left images missing"
+        write_summary(out, config, state)
+        t3 = time.perf_counter()
+    phases.update({"prepare": t1 - t0, "batches": t2 - t1, "verify": t3 - t2})
+    return phases
+
+
+def run_flow(config: GenerationConfig, out: Path) -> dict[str, float]:
+    """The `generate-dataset` flow; returns its phases as the Prefect server recorded them."""
+    from flows.generate import generate_dataset
+
+    start = time.perf_counter()
+    state = generate_dataset(config, str(out), return_state=True)
+    wall = time.perf_counter() - start
+    ref = state.result()
+    assert ref.images == len(plan_images(config)), f"flow made {ref.images} images"
+    return flow_phases(state.state_details.flow_run_id, wall)
+
+
+def flow_phases(flow_run_id, wall: float) -> dict[str, float]:
+    """Seconds per phase of one flow run, from the task runs the server recorded."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+
+    def span(prefix: str) -> float:
+        timed = [r for r in runs if r.name.startswith(prefix) and r.start_time and r.end_time]
+        if not timed:
+            return 0.0
+        return (max(r.end_time for r in timed) - min(r.start_time for r in timed)).total_seconds()
+
+    in_server = (flow_run.end_time - flow_run.start_time).total_seconds()
+    phases = {
+        "plan": span("plan-generation"),
+        "batches": span("generate-batch"),
+        "verify": span("verify-dataset"),
+        "report": span("publish-generation-report"),
+    }
+    phases["flow glue"] = in_server - sum(phases.values())  # lock, progress artifact, submits
+    phases["client"] = wall - in_server  # creating the flow run, engine start/stop
+    phases["cached batches"] = sum(
+        1 for r in runs if r.name.startswith("generate-batch") and r.state_name == "Cached"
+    )
+    return phases
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+Runner = Callable[[GenerationConfig, Path], dict[str, float]]
+
+
+def timed(runner: Runner, config: GenerationConfig, out: Path) -> tuple[float, dict[str, float]]:
+    """Seconds of one run into a fresh `out` (deleted afterwards), and its phases."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    phases = runner(config, out)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds, phases
+
+
+def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
+    keys = samples[0].keys() if samples else ()
+    return {k: statistics.median(s[k] for s in samples) for k in keys}
+
+
+def print_tables(title: str, rows: list[list[str]], columns: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=128, help="images per class (2 classes)")
+    parser.add_argument("--batch", type=int, default=16, help="images per pipeline call")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps")
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per mode")
+    parser.add_argument("--no-engine", action="store_true", help="skip the synth-only mode")
+    args = parser.parse_args()
+
+    modes: dict[str, Runner] = {"bare": run_bare, "engine": run_engine, "flow": run_flow}
+    if args.no_engine:
+        del modes["engine"]
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp_name:
+        tmp = Path(tmp_name)
+        with prefect_server(tmp) as server_startup:
+            # One-time costs, reported apart from the timed runs
+            model_dir, build_s = build_tiny_model(tmp)
+            config = tiny_config(model_dir, args.per_class, args.batch, args.steps)
+            load_s = load_pipeline_once(config)
+            warmup = tiny_config(model_dir, args.batch // 2, args.batch, args.steps)  # 1 batch
+            first = {name: timed(run, warmup, tmp / "warmup")[0] for name, run in modes.items()}
+            # Interleaved timed runs
+            seconds: dict[str, list[float]] = {name: [] for name in modes}
+            phases: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
+            for rep in range(args.reps):
+                for name, run in modes.items():
+                    secs, ph = timed(run, config, tmp / f"{name}-{rep}")
+                    seconds[name].append(secs)
+                    phases[name].append(ph)
+                    print(f"rep {rep + 1}/{args.reps} {name}: {secs:.2f} s", flush=True)
+
+    images = len(plan_images(config))
+    median = {name: statistics.median(s) for name, s in seconds.items()}
+    print_tables(
+        f"{images} images {config.width}x{config.height}, {config.steps} steps, "
+        f"batch {config.batch_size}, {args.reps} interleaved reps, torch threads "
+        f"{torch.get_num_threads()}",
+        [
+            [
+                name,
+                f"{median[name]:.2f}",
+                f"{min(s):.2f}",
+                f"{max(s):.2f}",
+                f"{images / median[name]:.1f}",
+                f"{median[name] / median['bare']:.3f}",
+            ]
+            for name, s in seconds.items()
+        ],
+        ["mode", "median s", "min s", "max s", "images/s", "x bare"],
+    )
+    per_phase = [
+        [f"{name}: {phase}", f"{value:.0f}" if phase == "cached batches" else f"{value:.2f}"]
+        for name in modes
+        if name != "bare"
+        for phase, value in median_phases(phases[name]).items()
+    ]
+    print_tables("median phases (seconds)", per_phase, ["phase", "value"])
+    print_tables(
+        "one-time costs (seconds, not in the ratios above)",
+        [
+            ["prefect server start-up (to /health)", f"{server_startup:.2f}"],
+            ["tiny model build + save", f"{build_s:.2f}"],
+            ["pipeline load (once per process)", f"{load_s:.2f}"],
+            *[[f"first {name} call (1-batch warm-up)", f"{s:.2f}"] for name, s in first.items()],
+        ],
+        ["cost", "seconds"],
+    )
+    ratio = median["flow"] / median["bare"]
+    verdict = "meets" if ratio <= TARGET_RATIO else "misses"
+    print(
+        f"generation overhead: flow/bare = {ratio:.3f} ({verdict} target <= {TARGET_RATIO}); "
+        f"flow {median['flow']:.2f} s, bare {median['bare']:.2f} s, median of {args.reps}, "
+        f"{images} images"
+    )
+
+
+if __name__ == "__main__":
+    main()

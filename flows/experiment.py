@@ -1,0 +1,113 @@
+"""The `experiment` flow: the whole study as one cached DAG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.generate import generate_dataset
+from synth.config import ExperimentConfig
+from synth.tiny_model import is_tiny_model
+from tasks.caching import resolve_checked, run_checked
+from tasks.evaluate import evaluate, explain
+from tasks.preprocess import preprocess_real_split, preprocess_synthetic_set
+from tasks.progress import StepProgress
+from tasks.realdata import import_real
+from tasks.report import publish_study_report
+from tasks.train import train_recipe_seed
+
+__all__ = ["experiment"]
+
+
+def _always_valid(_: object) -> bool:
+    return True
+
+
+# One task at a time in threads: torch's global RNG is per process, so seeded training runs
+# in parallel only on process-based runners (Dask: `--task-runner dask`).
+@flow(name="experiment", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def experiment(config: ExperimentConfig, synthetic_dir: str | None = None) -> str:
+    """Generate, import, preprocess, train every recipe x seed, evaluate, explain, report.
+
+    Steps: 1. generate the synthetic set (subflow, resumable), 2. import the real photos and
+    any extra test folders, 3. preprocess all of them to cached tensors, 4. train each recipe
+    for each seed, 5. evaluate every model on every real test set, 6. explain one model per
+    recipe with SHAP, 7. write report.html + metrics and publish the artifacts.
+    Returns the path of report.html.
+    """
+    out = Path(config.out).resolve()
+    cache, models = str(out / "cache"), str(out / "models")
+    classes = tuple(c.name for c in config.generation.classes)
+    recipes = config.all_recipes()
+    progress = StepProgress(7, "experiment-progress", "Experiment steps finished")
+    # Step 1: synthetic images
+    synthetic = generate_dataset(config.generation, synthetic_dir or str(out / "synthetic"))
+    progress.advance()
+    # Step 2: real images (bad files quarantined, class names checked against the synthetic)
+    seed = config.preprocess.seed
+    real = import_real(config.real_data, classes, config.test_fraction, seed, str(out))
+    extras = {
+        Path(p).name: import_real(p, classes, config.test_fraction, seed, str(out), Path(p).name)
+        for p in config.extra_test_sets
+    }
+    progress.advance()
+    # Step 3: preprocess into cached tensor files
+    pre = config.preprocess
+    real_train = run_checked(preprocess_real_split, real, "train", pre, cache)
+    test_sets = {"real-test": run_checked(preprocess_real_split, real, "test", pre, cache)}
+    for name, dataset in extras.items():
+        test_sets[name] = run_checked(preprocess_real_split, dataset, "all", pre, cache)
+    syn = run_checked(
+        preprocess_synthetic_set, synthetic.root, synthetic.digest, classes, pre, cache
+    )
+    progress.advance()
+    # Step 4: train every recipe x seed
+    runs = [(r, s) for r in recipes for s in config.seeds]
+    checkpoints = resolve_checked(
+        train_recipe_seed,
+        [((r, s, real_train, syn, config.train, classes, models), {}) for r, s in runs],
+    )
+    progress.advance()
+    # Step 5: evaluate on every real test set
+    records = resolve_checked(
+        evaluate,
+        [((ckpt, test, name), {}) for ckpt in checkpoints for name, test in test_sets.items()],
+        valid=_always_valid,
+    )
+    progress.advance()
+    # Step 6: SHAP for the first seed of each recipe
+    shap_pngs = {}
+    if config.shap_images_per_class:
+        for (recipe, s), ckpt in zip(runs, checkpoints, strict=True):
+            if s == config.seeds[0]:
+                png = str(out / "shap" / f"{recipe.name}.png")
+                args = (ckpt, real_train, test_sets["real-test"], config.shap_images_per_class, png)
+                shap_pngs[recipe.name] = run_checked(
+                    explain, *args, valid=lambda p: Path(p).is_file()
+                )
+    progress.advance()
+    # Step 7: report
+    overview = [
+        {"item": "real data", "value": f"{config.real_data} ({len(real.entries)} images)"},
+        {"item": "synthetic data", "value": f"{synthetic.root} ({synthetic.images} images)"},
+        {"item": "model", "value": config.generation.model},
+        {"item": "classifier", "value": config.train.model},
+        {"item": "seeds", "value": ", ".join(map(str, config.seeds))},
+    ]
+    report = publish_study_report(
+        records,
+        test_sets,
+        real_train,
+        syn,
+        shap_pngs,
+        overview,
+        [{"path": q.path, "reason": q.reason} for q in real.quarantined],
+        no_signal=is_tiny_model(config.generation.model),
+        out_dir=str(out),
+        title=f"datasynth: {config.name}",
+    )
+    progress.advance()
+    print(f"report: {report}")
+    return report

@@ -1,0 +1,33 @@
+"""Prefect tasks: score checkpoints on real test sets, explain them with SHAP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from synth.experiment import EvalRecord, evaluate_checkpoint, explain_checkpoint
+from synth.preprocess import TensorSet
+from synth.train import Checkpoint
+from tasks.caching import FILE_CACHE
+
+__all__ = ["evaluate", "explain"]
+
+
+@task(
+    name="evaluate",
+    task_run_name="evaluate-{test_name}",
+    cache_policy=FILE_CACHE,
+    persist_result=True,
+)
+def evaluate(checkpoint: Checkpoint, test: TensorSet, test_name: str) -> EvalRecord:
+    """Metrics, curves and confusion of one checkpoint on one real test set."""
+    return evaluate_checkpoint(checkpoint, test, test_name)
+
+
+@task(name="explain", cache_policy=FILE_CACHE, persist_result=True)
+def explain(
+    checkpoint: Checkpoint, background: TensorSet, test: TensorSet, per_class: int, out_file: str
+) -> str:
+    """SHAP maps for a few test images per class, saved as a PNG (its path is returned)."""
+    return explain_checkpoint(checkpoint, background, test, per_class, Path(out_file))

@@ -1,0 +1,36 @@
+"""Prefect tasks: real and synthetic images to cached uint8 tensor files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from synth.config import PreprocessConfig
+from synth.experiment import preprocess_real, preprocess_synthetic
+from synth.preprocess import TensorSet
+from synth.realdata import RealDataset
+from tasks.caching import FILE_CACHE
+
+__all__ = ["preprocess_real_split", "preprocess_synthetic_set"]
+
+
+@task(
+    name="preprocess-real",
+    task_run_name="preprocess-real-{split}",
+    cache_policy=FILE_CACHE,
+    persist_result=True,
+)
+def preprocess_real_split(
+    dataset: RealDataset, split: str, config: PreprocessConfig, cache_dir: str
+) -> TensorSet:
+    """Letterbox one split of the real photos into a tensor file (cached on its digest)."""
+    return preprocess_real(dataset, split, config, Path(cache_dir))
+
+
+@task(name="preprocess-synthetic", cache_policy=FILE_CACHE, persist_result=True)
+def preprocess_synthetic_set(
+    root: str, digest: str, classes: tuple[str, ...], config: PreprocessConfig, cache_dir: str
+) -> TensorSet:
+    """Crop margins and letterbox the synthetic images into a tensor file (cached on digest)."""
+    return preprocess_synthetic(Path(root), digest, classes, config, Path(cache_dir))

@@ -1,0 +1,36 @@
+"""Prefect task: train one recipe with one seed into a checkpoint (cached on its inputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from synth.config import RecipeConfig, TrainConfig
+from synth.experiment import train_checkpoint
+from synth.preprocess import TensorSet
+from synth.train import Checkpoint
+from tasks.caching import FILE_CACHE
+
+__all__ = ["train_recipe_seed"]
+
+
+@task(
+    name="train",
+    task_run_name="train-{recipe.name}-seed{seed}",
+    cache_policy=FILE_CACHE,
+    persist_result=True,
+)
+def train_recipe_seed(
+    recipe: RecipeConfig,
+    seed: int,
+    real_train: TensorSet,
+    synthetic: TensorSet,
+    config: TrainConfig,
+    class_names: tuple[str, ...],
+    models_dir: str,
+) -> Checkpoint:
+    """Train `recipe` on the cached tensors; adding a recipe later trains only the new one."""
+    return train_checkpoint(
+        recipe, seed, real_train, synthetic, config, class_names, Path(models_dir)
+    )
