@@ -96,8 +96,20 @@ def prefect_server(tmp: Path) -> Iterator[float]:
         os.environ["PREFECT_API_URL"] = url
         yield startup
     finally:
+        _drain_prefect_workers()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _drain_prefect_workers() -> None:
+    """Flush the logs and events still queued for the server before it stops."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all()
+    EventsWorker.drain_all()
 
 
 # --- the workload ------------------------------------------------------------------------------
@@ -245,7 +257,7 @@ def print_tables(title: str, rows: list[list[str]], columns: list[str]) -> None:
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=120).print(table)  # not the 80 columns rich assumes when piped
 
 
 def main() -> None:

@@ -1,0 +1,123 @@
+"""The experiment flow end to end on a small dataset, on a real Prefect server."""
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+
+from flows.experiment import experiment
+from synth.config import ExperimentConfig
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+COLOURS = {"apple": (200, 30, 30), "banana": (230, 220, 40)}
+
+
+def make_real_folder(root: Path, per_split: dict[str, int]) -> Path:
+    """A tiny ImageFolder with train/ and test/: each class a distinct colour, varied shapes."""
+    for split, n in per_split.items():
+        for label, colour in COLOURS.items():
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                size = (40 + 7 * i % 30, 30 + 5 * i % 20)
+                shade = tuple(max(0, c - 4 * i) for c in colour)
+                Image.new("RGB", size, shade).save(folder / f"{label}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def experiment_config(tmp_path, tiny_config):
+    real = make_real_folder(tmp_path / "real", {"train": 8, "test": 4})
+    generation = tiny_config.model_copy(update={"images_per_class": 8, "steps": 2})
+    return ExperimentConfig.model_validate(
+        {
+            "name": "flow test",
+            "generation": generation.model_dump(),
+            "real_data": str(real),
+            "out": str(tmp_path / "run"),
+            "recipes": [
+                {"name": "real", "kind": "real"},
+                {"name": "synthetic", "kind": "synthetic"},
+                {"name": "mix-50", "kind": "mix", "synthetic_fraction": 0.5},
+            ],
+            "seeds": [0],
+            "train": {"epochs": 2, "finetune_epochs": 1},
+            "shap_images_per_class": 1,
+        }
+    )
+
+
+def _run(config):
+    state = experiment(config, return_state=True)
+    return Path(state.result()), state.state_details.flow_run_id
+
+
+def _train_states(run_id) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    return {r.name: r.state.name for r in runs if r.name.startswith("train-")}
+
+
+def test_experiment_publishes_report_artifacts_and_files(experiment_config):
+    report, run_id = _run(experiment_config)
+    out = report.parent
+    html = report.read_text()
+    assert "Recipes on real-test" in html and "data:image/png;base64," in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["recipe"] for r in metrics["recipes"]] == ["real", "synthetic", "mix-50"]
+    assert {r["seed"] for r in metrics["runs"]} == {0}
+    assert (out / "metrics.csv").read_text().splitlines()[0].startswith("recipe,seed,test_set")
+    assert sorted(p.name for p in (out / "shap").glob("*.png")) == [
+        "mix-50.png",
+        "real.png",
+        "synthetic.png",
+    ]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    artifacts = {a.key: a for a in found}
+    assert {
+        "experiment-metrics",
+        "experiment-report",
+        "experiment-report-file",
+        "experiment-progress",
+        "import-real",
+    } <= set(artifacts)
+    table = artifacts["experiment-metrics"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert [row["recipe"] for row in table] == ["real", "synthetic", "mix-50"]
+    assert {"accuracy_mean", "accuracy_ci", "f1_macro_mean", "roc_auc_ovr_mean"} <= set(table[0])
+    # colour is the class: the real-only model learns it
+    assert table[0]["accuracy_mean"] >= 0.75
+    assert float(artifacts["experiment-progress"].data) == 100.0
+
+
+def test_experiment_rerun_trains_only_new_recipes_and_rebuilds_deleted_models(
+    experiment_config,
+):
+    report, _ = _run(experiment_config)
+    recipes = experiment_config.recipes + (
+        experiment_config.recipes[0].model_copy(update={"name": "real-again"}),
+    )
+    bigger = experiment_config.model_copy(update={"recipes": recipes})
+    _, run_id = _run(bigger)
+    states = _train_states(run_id)
+    assert states["train-real-again-seed0"] == "Completed"
+    assert {states[f"train-{r}-seed0"] for r in ("real", "synthetic", "mix-50")} == {"Cached"}
+
+    for ckpt in (report.parent / "models").glob("synthetic-*.pt"):
+        ckpt.unlink()
+    _, run_id = _run(bigger)
+    assert list((report.parent / "models").glob("synthetic-*.pt"))  # rebuilt, not stale-cached
