@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from prefect import flow
+from pydantic import Field
 
 from flows.experiment import experiment
 from synth.config import ExperimentConfig
@@ -16,7 +18,9 @@ __all__ = ["nightly_regeneration"]
 
 @flow(name="nightly-regeneration", log_prints=True)
 def nightly_regeneration(
-    config: ExperimentConfig, root: str | None = None, keep_versions: int = 7
+    config: ExperimentConfig,
+    root: str | None = None,
+    keep_versions: Annotated[int, Field(ge=1, description="Complete versions kept.")] = 7,
 ) -> str:
     """Regenerate the synthetic dataset as a new version, re-evaluate, publish the trend.
 
@@ -26,8 +30,6 @@ def nightly_regeneration(
     (dataset digest, counts, metrics), 4. prune to the newest `keep_versions`, 5. publish the
     `dataset-trend` table and `dataset-trend-plot` artifacts. Returns the version's directory.
     """
-    if keep_versions < 1:
-        raise ValueError(f"`keep_versions` must be >= 1, got {keep_versions}")
     root = str(Path(root or Path(config.out) / "nightly").resolve())
     with DatasetLock(Path(root)):  # one nightly run per root: resuming and pruning need it
         # Step 1: pick or resume the version
@@ -41,6 +43,6 @@ def nightly_regeneration(
         removed = prune_old_versions(root, keep_versions)
         if removed:
             print(f"pruned {len(removed)} old versions: {removed}")
-    # Step 5: trend across versions
-    publish_trend(root)
+        # Step 5: trend across versions
+        publish_trend(root)
     return slot.path

@@ -300,7 +300,9 @@ def prune_versions(root: str | Path, keep: int) -> list[str]:
 
 
 def _check_metric(versions: Sequence[VersionInfo], metric: str) -> None:
-    known = {k[: -len("_mean")] for v in versions for r in v.metrics for k in r if k.endswith("_mean")}
+    known = {
+        k[: -len("_mean")] for v in versions for r in v.metrics for k in r if k.endswith("_mean")
+    }
     if versions and metric not in known:
         raise ValueError(f"`metric` {metric!r} is not in the versions' metrics {sorted(known)}")
 

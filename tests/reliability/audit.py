@@ -15,7 +15,14 @@ from synth.dataset import manifest_path, plan_images, scan_dataset
 from synth.manifest import read_manifest
 from synth.storage import TEMP_MARKER, sha256_file
 
-__all__ = ["Audit", "audit", "compare_to_reference", "final_images", "manifest_problems"]
+__all__ = [
+    "Audit",
+    "Comparison",
+    "audit",
+    "compare_to_reference",
+    "final_images",
+    "manifest_problems",
+]
 
 
 def final_images(root: Path) -> dict[str, tuple[int, int]]:

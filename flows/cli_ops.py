@@ -1,0 +1,49 @@
+"""Operations commands of the `datasynth` CLI: a local Prefect server and served deployments."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from flows.app import app
+from flows.env import apply_prefect_defaults
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")] = (
+        "127.0.0.1"
+    ),
+    port: int = 4200,
+) -> None:
+    """Start a Prefect server with its UI (bound to 127.0.0.1 unless told otherwise)."""
+    apply_prefect_defaults()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        typer.secho(
+            f"warning: binding to {host}: anyone who reaches this address can run flows",
+            fg="yellow",
+            err=True,
+        )
+    typer.echo(f"Prefect UI: http://{host}:{port}  (API: http://{host}:{port}/api)")
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    os.execvp(cmd[0], cmd)
+
+
+@app.command()
+def serve(
+    timezone: Annotated[str, typer.Option(help="Timezone of the nightly cron.")] = "UTC",
+) -> None:
+    """Serve every deployment (experiment, generate, nightly-regeneration) from this process."""
+    apply_prefect_defaults()
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+    from deployments.serve import serve_all
+
+    serve_all(timezone)

@@ -1,0 +1,150 @@
+"""Task runners behind `--task-runner`: threads in the flow process, or a Dask cluster.
+
+- `threads` (default): the flow's own thread pool; every batch shares one pipeline in the flow
+  process.
+- `dask`: a temporary local Dask cluster, created when the flow run starts and closed when it
+  ends. One worker process per visible CUDA GPU, or `workers` CPU workers (default 2) when there
+  is no GPU or the config says `device = "cpu"`. Each worker runs one task at a time
+  (`nthreads=1`) and loads the pipeline once, on its first batch (`synth.pipeline` caches it
+  per process).
+- `dask://HOST:PORT` or `tcp://HOST:PORT`: an existing Dask scheduler. Its workers must import
+  this project and reach the same Prefect API, dataset directory and result storage as the flow;
+  pinning GPUs is then the cluster's business (`dask cuda worker` pins one GPU per worker).
+
+GPU pinning of the local cluster: each worker is a separate process started by its own Nanny
+with `CUDA_VISIBLE_DEVICES` set to exactly one GPU (the Nanny sets it in the child before the
+child imports anything of ours, so before CUDA initialises). Inside the worker that GPU is
+`cuda:0`, so configs keep `device = "auto"` or `"cuda"` and synth needs no per-worker device
+logic. GPU ids come from the flow process's own `CUDA_VISIBLE_DEVICES` when it is set (worker i
+gets its i-th entry, UUIDs included), else they are 0..N-1.
+
+Dask starts worker processes with OMP/MKL threads set to 1, so on a CPU a worker runs torch on
+one core: on C cores, C workers is the natural count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+__all__ = [
+    "apply_task_runner",
+    "local_cluster",
+    "make_task_runner",
+    "visible_gpus",
+    "worker_envs",
+]
+
+SPECS = "'threads', 'dask', 'dask://HOST:PORT' or 'tcp://HOST:PORT'"
+DEFAULT_CPU_WORKERS = 2
+
+
+def visible_gpus() -> tuple[str, ...]:
+    """Ids of the CUDA GPUs this process sees, as `CUDA_VISIBLE_DEVICES` entries for workers."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if not count:
+        return ()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    ids = [part.strip() for part in listed.split(",") if part.strip()]
+    return tuple(ids[:count]) if ids else tuple(str(i) for i in range(count))
+
+
+def worker_envs(n_workers: int, gpus: Sequence[str]) -> list[dict[str, str]]:
+    """Environment of each local worker: with GPUs, worker i sees only `gpus[i]`."""
+    if n_workers < 1:
+        raise ValueError(f"`workers` must be at least 1, got {n_workers}")
+    if not gpus:
+        return [{} for _ in range(n_workers)]
+    if n_workers > len(gpus):
+        raise ValueError(
+            f"`workers` is {n_workers} but only {len(gpus)} GPU(s) are visible "
+            f"({', '.join(gpus)}): one worker per GPU at most"
+        )
+    return [{"CUDA_VISIBLE_DEVICES": gpus[i]} for i in range(n_workers)]
+
+
+def local_cluster(n_workers: int, gpus: Sequence[str] = ()):
+    """A local Dask cluster on loopback: `n_workers` one-thread worker processes, GPU-pinned.
+
+    Workers are named `gpu-<id>` (pinned to that GPU) or `cpu-<i>`.
+    """
+    from distributed import Nanny, Scheduler, SpecCluster
+    from distributed.system import MEMORY_LIMIT
+
+    envs = worker_envs(n_workers, gpus)
+    names = (
+        [f"gpu-{g}" for g in gpus[:n_workers]] if gpus else [f"cpu-{i}" for i in range(n_workers)]
+    )
+    worker_options = {
+        "nthreads": 1,  # one batch at a time per worker: a GPU runs one pipeline call at once
+        "host": "127.0.0.1",
+        # the machine's memory split between the workers (as LocalCluster does): the default
+        # share per core can be below what loading a full-size pipeline needs
+        "memory_limit": MEMORY_LIMIT // n_workers,
+    }
+    workers = {
+        name: {"cls": Nanny, "options": {**worker_options, "env": env}}
+        for name, env in zip(names, envs, strict=True)
+    }
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}}
+    return SpecCluster(
+        workers=workers, scheduler=scheduler, silence_logs=logging.WARNING, name="datasynth"
+    )
+
+
+def _address(spec: str) -> str | None:
+    scheme, sep, rest = spec.partition("://")
+    if not sep or scheme not in ("dask", "tcp", "tls"):
+        return None
+    host, colon, port = rest.rpartition(":")
+    if not (host and colon and port.isdigit()):
+        raise ValueError(f"`task_runner` {spec!r} needs HOST:PORT after '{scheme}://'")
+    return f"{'tcp' if scheme == 'dask' else scheme}://{rest}"
+
+
+def make_task_runner(
+    spec: str = "threads", *, workers: int | None = None, gpus: Sequence[str] | None = None
+) -> TaskRunner:
+    """The Prefect task runner named by `spec` (see the module docstring).
+
+    Args:
+        spec: 'threads', 'dask', 'dask://HOST:PORT' or 'tcp://HOST:PORT'.
+        workers: local Dask workers; default one per GPU, or 2 without GPUs.
+        gpus: GPU ids to pin workers to; default `visible_gpus()`, `()` for CPU workers.
+    """
+    if spec == "threads":
+        return ThreadPoolTaskRunner()
+    address = _address(spec)
+    if spec != "dask" and address is None:
+        raise ValueError(f"`task_runner` must be {SPECS}, got {spec!r}")
+    from prefect_dask import DaskTaskRunner
+
+    if address is not None:
+        if workers is not None:
+            raise ValueError("`workers` applies to a local cluster ('dask'), not to an address")
+        return DaskTaskRunner(address=address)
+    gpus = tuple(visible_gpus() if gpus is None else gpus)
+    n_workers = workers or len(gpus) or DEFAULT_CPU_WORKERS
+    worker_envs(n_workers, gpus)  # check inputs now, not when the flow starts the cluster
+    return DaskTaskRunner(
+        cluster_class=local_cluster, cluster_kwargs={"n_workers": n_workers, "gpus": gpus}
+    )
+
+
+def apply_task_runner(flow: Any, spec: str, *, workers: int | None = None, device: str = "auto"):
+    """`flow` running its tasks on `spec`; 'threads' keeps the flow's own thread pool.
+
+    `device = "cpu"` in the config means CPU workers even on a machine with GPUs.
+    """
+    if spec == "threads":
+        if workers is not None:
+            raise ValueError("`dask_workers` only applies to `--task-runner dask`")
+        return flow
+    runner = make_task_runner(spec, workers=workers, gpus=() if device == "cpu" else None)
+    return flow.with_options(task_runner=runner)
