@@ -166,6 +166,7 @@ def open_version(root: str | Path, config: ExperimentConfig, now: datetime) -> V
     path, resumed = _claim(Path(root).resolve(), now, digest)
     seed = version_seed(config.generation.seed, path.name)
     run_dir = path / RUN_DIR
+    run_dir.mkdir(exist_ok=True)
     version_config = config.model_copy(
         update={
             "name": f"{config.name} {path.name}",

@@ -88,8 +88,11 @@ def prefect_server():
     home = _SESSION_DIR / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     proc, url = start_prefect_server(home)
-    os.environ["PREFECT_API_URL"] = url
-    yield url
+    os.environ["PREFECT_API_URL"] = url  # for CLI subprocesses
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}):  # for flows in this process
+        yield url
     proc.terminate()
     proc.wait(timeout=30)
 
