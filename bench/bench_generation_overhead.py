@@ -10,7 +10,14 @@ so that load from other processes on the machine falls on all of them alike.
 
 What is counted: the flow call itself, against a Prefect server that is already running (a
 temporary PREFECT_HOME on a free loopback port). The server start-up, the pipeline load and the
-first call of each mode (a one-batch warm-up) are one-time costs, reported apart.
+first call of each mode (a one-batch warm-up) are one-time costs, reported apart. Besides wall
+time, CPU seconds are counted (this process, all threads, plus the Prefect server's processes):
+on a machine shared with other work they are steadier than wall time.
+
+Threads: Prefect runs each task body in a worker thread. On a loaded 2-core machine, torch's
+OpenMP pool in the main thread burned 5x the CPU of the same call in a worker thread (spinning
+threads with no core to run on), so `bare` and `engine` also run in a worker thread: all three
+modes then denoise under the same threading.
 
     uv run python bench/bench_generation_overhead.py [--per-class 128] [--batch 16] [--steps 4]
 """
@@ -28,9 +35,12 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 
 from synth.config import GenerationConfig
@@ -50,12 +60,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running Prefect server: its process and how long it took to come up."""
+
+    proc: subprocess.Popen
+    startup_s: float
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server and its children (uvicorn) so far."""
+        root = psutil.Process(self.proc.pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+
+
 @contextmanager
-def prefect_server(tmp: Path) -> Iterator[float]:
+def prefect_server(tmp: Path) -> Iterator[Server]:
     """Start `prefect server start` with its own PREFECT_HOME and point this process at it.
 
-    Must run before anything imports prefect (its settings are read at import). Yields the
-    seconds the server took to answer its health check.
+    Must run before anything imports prefect (its settings are read at import).
     """
     home = tmp / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -92,9 +114,8 @@ def prefect_server(tmp: Path) -> Iterator[float]:
                         break
             except OSError:
                 time.sleep(0.25)
-        startup = time.perf_counter() - start
         os.environ["PREFECT_API_URL"] = url
-        yield startup
+        yield Server(proc, time.perf_counter() - start)
     finally:
         _drain_prefect_workers()
         proc.terminate()
@@ -232,15 +253,34 @@ def flow_phases(flow_run_id, wall: float) -> dict[str, float]:
 Runner = Callable[[GenerationConfig, Path], dict[str, float]]
 
 
-def timed(runner: Runner, config: GenerationConfig, out: Path) -> tuple[float, dict[str, float]]:
-    """Seconds of one run into a fresh `out` (deleted afterwards), and its phases."""
+@dataclass(frozen=True)
+class Sample:
+    """One timed run: wall seconds, CPU seconds (this process + server), and its phases."""
+
+    seconds: float
+    cpu: float
+    phases: dict[str, float]
+
+
+def timed(name: str, runner: Runner, config: GenerationConfig, out: Path, server: Server) -> Sample:
+    """One run into a fresh `out` (deleted afterwards).
+
+    The flow is called from the main thread as the CLI does (its tasks run in Prefect's worker
+    threads); the other modes run in one worker thread, so every mode denoises in a worker thread.
+    """
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    cpu0 = time.process_time() + server.cpu_seconds()
     start = time.perf_counter()
-    phases = runner(config, out)
+    if name == "flow":
+        phases = runner(config, out)
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            phases = pool.submit(runner, config, out).result()
     seconds = time.perf_counter() - start
+    cpu = time.process_time() + server.cpu_seconds() - cpu0
     shutil.rmtree(out, ignore_errors=True)
-    return seconds, phases
+    return Sample(seconds, cpu, phases)
 
 
 def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -248,7 +288,7 @@ def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(s[k] for s in samples) for k in keys}
 
 
-def print_tables(title: str, rows: list[list[str]], columns: list[str]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -272,67 +312,77 @@ def main() -> None:
     modes: dict[str, Runner] = {"bare": run_bare, "engine": run_engine, "flow": run_flow}
     if args.no_engine:
         del modes["engine"]
+    samples: dict[str, list[Sample]] = {name: [] for name in modes}
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp_name:
         tmp = Path(tmp_name)
-        with prefect_server(tmp) as server_startup:
+        with prefect_server(tmp) as server:
             # One-time costs, reported apart from the timed runs
             model_dir, build_s = build_tiny_model(tmp)
             config = tiny_config(model_dir, args.per_class, args.batch, args.steps)
             load_s = load_pipeline_once(config)
             warmup = tiny_config(model_dir, args.batch // 2, args.batch, args.steps)  # 1 batch
-            first = {name: timed(run, warmup, tmp / "warmup")[0] for name, run in modes.items()}
+            first = {
+                name: timed(name, run, warmup, tmp / "warmup", server).seconds
+                for name, run in modes.items()
+            }
             # Interleaved timed runs
-            seconds: dict[str, list[float]] = {name: [] for name in modes}
-            phases: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
             for rep in range(args.reps):
                 for name, run in modes.items():
-                    secs, ph = timed(run, config, tmp / f"{name}-{rep}")
-                    seconds[name].append(secs)
-                    phases[name].append(ph)
-                    print(f"rep {rep + 1}/{args.reps} {name}: {secs:.2f} s", flush=True)
+                    sample = timed(name, run, config, tmp / f"{name}-{rep}", server)
+                    samples[name].append(sample)
+                    print(
+                        f"rep {rep + 1}/{args.reps} {name}: {sample.seconds:.2f} s wall, "
+                        f"{sample.cpu:.2f} s CPU",
+                        flush=True,
+                    )
 
     images = len(plan_images(config))
-    median = {name: statistics.median(s) for name, s in seconds.items()}
-    print_tables(
+    wall = {name: statistics.median(s.seconds for s in runs) for name, runs in samples.items()}
+    cpu = {name: statistics.median(s.cpu for s in runs) for name, runs in samples.items()}
+    print_table(
         f"{images} images {config.width}x{config.height}, {config.steps} steps, "
-        f"batch {config.batch_size}, {args.reps} interleaved reps, torch threads "
-        f"{torch.get_num_threads()}",
+        f"batch {config.batch_size}, {args.reps} interleaved reps (medians)",
+        ["mode", "wall s", "min s", "max s", "images/s", "wall x bare", "CPU s", "CPU x bare"],
         [
             [
                 name,
-                f"{median[name]:.2f}",
-                f"{min(s):.2f}",
-                f"{max(s):.2f}",
-                f"{images / median[name]:.1f}",
-                f"{median[name] / median['bare']:.3f}",
+                f"{wall[name]:.2f}",
+                f"{min(s.seconds for s in runs):.2f}",
+                f"{max(s.seconds for s in runs):.2f}",
+                f"{images / wall[name]:.1f}",
+                f"{wall[name] / wall['bare']:.3f}",
+                f"{cpu[name]:.2f}",
+                f"{cpu[name] / cpu['bare']:.3f}",
             ]
-            for name, s in seconds.items()
+            for name, runs in samples.items()
         ],
-        ["mode", "median s", "min s", "max s", "images/s", "x bare"],
     )
-    per_phase = [
-        [f"{name}: {phase}", f"{value:.0f}" if phase == "cached batches" else f"{value:.2f}"]
-        for name in modes
-        if name != "bare"
-        for phase, value in median_phases(phases[name]).items()
-    ]
-    print_tables("median phases (seconds)", per_phase, ["phase", "value"])
-    print_tables(
-        "one-time costs (seconds, not in the ratios above)",
+    print_table(
+        "median phases (seconds; flow phases as the Prefect server recorded them)",
+        ["phase", "value"],
         [
-            ["prefect server start-up (to /health)", f"{server_startup:.2f}"],
+            [f"{name}: {phase}", f"{value:.0f}" if phase == "cached batches" else f"{value:.2f}"]
+            for name in modes
+            if name != "bare"
+            for phase, value in median_phases([s.phases for s in samples[name]]).items()
+        ],
+    )
+    print_table(
+        "one-time costs (not in the ratios above)",
+        ["cost", "seconds"],
+        [
+            ["prefect server start-up (to /health)", f"{server.startup_s:.2f}"],
             ["tiny model build + save", f"{build_s:.2f}"],
             ["pipeline load (once per process)", f"{load_s:.2f}"],
             *[[f"first {name} call (1-batch warm-up)", f"{s:.2f}"] for name, s in first.items()],
         ],
-        ["cost", "seconds"],
     )
-    ratio = median["flow"] / median["bare"]
+    ratio = wall["flow"] / wall["bare"]
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(
-        f"generation overhead: flow/bare = {ratio:.3f} ({verdict} target <= {TARGET_RATIO}); "
-        f"flow {median['flow']:.2f} s, bare {median['bare']:.2f} s, median of {args.reps}, "
-        f"{images} images"
+        f"generation overhead: flow/bare = {ratio:.3f} wall ({verdict} target <= {TARGET_RATIO}), "
+        f"{cpu['flow'] / cpu['bare']:.3f} CPU; flow {wall['flow']:.2f} s, bare "
+        f"{wall['bare']:.2f} s, median of {args.reps}, {images} images"
     )
 
 

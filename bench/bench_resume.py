@@ -23,7 +23,7 @@ from bench_generation_overhead import (
     flow_phases,
     load_pipeline_once,
     prefect_server,
-    print_tables,
+    print_table,
     tiny_config,
 )
 
@@ -102,18 +102,17 @@ def main() -> None:
                 reruns.append(run_flow(config, out))
                 print(f"rerun {i + 1}/{args.reruns}: {reruns[-1]['seconds']:.2f} s", flush=True)
 
-    columns = ["seconds", "written", "rows added", "report claims", "cached batches"]
-    columns += ["plan", "batches", "verify", "report", "flow glue", "client"]
-    runs = [("generation", generation)] + [(f"rerun {i + 1}", r) for i, r in enumerate(reruns)]
-    print_tables(
+    metrics = ["seconds", "written", "rows added", "report claims", "cached batches"]
+    metrics += ["plan", "batches", "verify", "report", "flow glue", "client"]
+    runs = [generation, *reruns]
+    print_table(
         f"resume of a complete dataset: {generation['images']:.0f} images "
         f"{config.width}x{config.height}, {config.steps} steps, batch {config.batch_size}",
+        ["", "generation", *[f"rerun {i + 1}" for i in range(len(reruns))]],
         [
-            [name]
-            + [f"{run[c]:.2f}" if isinstance(run[c], float) else f"{run[c]:.0f}" for c in columns]
-            for name, run in runs
+            [m, *(f"{r[m]:.2f}" if isinstance(r[m], float) else f"{r[m]:.0f}" for r in runs)]
+            for m in metrics
         ],
-        ["run", *columns],
     )
     rerun_s = statistics.median(r["seconds"] for r in reruns)
     written = max(r["written"] + r["rows added"] for r in reruns)

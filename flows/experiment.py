@@ -38,6 +38,7 @@ def experiment(config: ExperimentConfig, synthetic_dir: str | None = None) -> st
     Returns the path of report.html.
     """
     out = Path(config.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     cache, models = str(out / "cache"), str(out / "models")
     classes = tuple(c.name for c in config.generation.classes)
     recipes = config.all_recipes()

@@ -29,6 +29,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 __all__ = [
@@ -69,6 +70,25 @@ def worker_envs(n_workers: int, gpus: Sequence[str]) -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": gpus[i]} for i in range(n_workers)]
 
 
+class _FlushPrefect(WorkerPlugin):
+    """Worker plugin: send the worker's pending Prefect events and logs before it closes.
+
+    Task-run states reach the server as events sent by a background thread; without this the
+    Nanny may kill a slow-to-exit worker before they are sent, leaving runs 'Running' in the UI.
+    """
+
+    name = "datasynth-flush-prefect"
+
+    async def teardown(self, worker) -> None:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for service in (EventsWorker, APILogWorker):
+            drained = service.drain_all(timeout=30)
+            if drained is not None and hasattr(drained, "__await__"):
+                await drained
+
+
 def local_cluster(n_workers: int, gpus: Sequence[str] = ()):
     """A local Dask cluster on loopback: `n_workers` one-thread worker processes, GPU-pinned.
 
@@ -87,6 +107,8 @@ def local_cluster(n_workers: int, gpus: Sequence[str] = ()):
         # the machine's memory split between the workers (as LocalCluster does): the default
         # share per core can be below what loading a full-size pipeline needs
         "memory_limit": MEMORY_LIMIT // n_workers,
+        "silence_logs": logging.WARNING,
+        "plugins": (_FlushPrefect(),),
     }
     workers = {
         name: {"cls": Nanny, "options": {**worker_options, "env": env}}

@@ -88,6 +88,16 @@ def split_batches(plan: list[PlannedImage], batch_size: int) -> list[tuple[Plann
     return [tuple(plan[i : i + batch_size]) for i in range(0, len(plan), batch_size)]
 
 
+def _is_dataset_file_name(name: str) -> bool:
+    """True for '<class_dir>/<file>' under the split: no absolute path, '..' or deeper folder.
+
+    Manifest rows are data a user may edit: a row naming '/etc/x' or '../../x' must never make
+    a resume read, and above all delete, a file outside the dataset.
+    """
+    parts = name.split("/")
+    return len(parts) == 2 and all(p not in ("", ".", "..") and "\\" not in p for p in parts)
+
+
 def _is_image(path: Path, width: int, height: int) -> bool:
     try:
         with Image.open(path) as img:
@@ -130,6 +140,8 @@ def scan_dataset(root: Path, config: GenerationConfig, *, verify: bool = True) -
     rows: dict[str, ManifestRow] = {}
     for row in read_manifest(manifest_path(root)):
         path = split / row.file_name
+        if not _is_dataset_file_name(row.file_name):
+            continue  # an edited row pointing outside its class folder is never followed
         if path.is_file() and (not verify or sha256_file(path) == row.sha256):
             rows[row.file_name] = row
         else:
@@ -167,7 +179,7 @@ def prepare_output(root: Path, config: GenerationConfig, model: ModelInfo) -> Da
     # 1. Crash leftovers
     repairs = {
         "torn_manifest_bytes": repair_manifest(manifest_path(root)),
-        "temp_files_removed": len(remove_stray_temps(split)),
+        "temp_files_removed": len(remove_stray_temps(root)),  # dataset.json too
     }
     # 2. Rows that no longer describe a file
     all_rows = read_manifest(manifest_path(root))
@@ -175,7 +187,11 @@ def prepare_output(root: Path, config: GenerationConfig, model: ModelInfo) -> Da
     stale = [r for r in all_rows if state.rows.get(r.file_name) != r]
     for row in stale:
         path = split / row.file_name
-        if row.file_name not in state.rows and path.is_file():
+        if (
+            row.file_name not in state.rows
+            and _is_dataset_file_name(row.file_name)
+            and path.is_file()
+        ):
             path.unlink()  # its sha256 no longer matches: corrupt, regenerate it
     # 3. Orphans: renamed (so complete) but not in the manifest
     adopted = []

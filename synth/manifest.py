@@ -50,16 +50,26 @@ _FIELDS = {f.name for f in dataclasses.fields(ManifestRow)}
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
-    """All complete rows of `path` (none if it does not exist); a torn last line is ignored."""
+    """All complete rows of `path` (none if it does not exist); a torn last line is ignored.
+
+    Raises:
+        ValueError: A complete line is not a row (edited or damaged by hand), naming the line.
+    """
     if not path.exists():
         return []
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.endswith(b"\n"):
                 break  # torn by a crash mid-append
-            data = json.loads(line)
-            rows.append(ManifestRow(**{k: v for k, v in data.items() if k in _FIELDS}))
+            try:
+                data = json.loads(line)
+                rows.append(ManifestRow(**{k: v for k, v in data.items() if k in _FIELDS}))
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(
+                    f"manifest {str(path)!r} line {number} is not a manifest row ({exc}); "
+                    "move the file away to rebuild it from the images"
+                ) from None
     return rows
 
 
@@ -78,26 +88,61 @@ def repair_manifest(path: Path) -> int:
     return len(data) - keep
 
 
+def _end_of_last_row(fd: int) -> int:
+    """Offset just past the last complete row; cuts a torn tail first (the caller holds the lock).
+
+    A writer that died mid-row leaves a tail with no newline; appending after it would weld the
+    next row onto it and make a line no reader can parse.
+    """
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    keep = os.pread(fd, size, 0).rfind(b"\n") + 1
+    os.ftruncate(fd, keep)
+    return keep
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    half = (
+        len(payload) // 2
+        if os.environ.get("DATASYNTH_CRASH_AT", "").startswith("mid-manifest:")
+        else 0
+    )
+    if half:
+        os.write(fd, payload[:half])  # the test hook tears this row on purpose
+        faults.crash_point("mid-manifest")
+    view = memoryview(payload)[half:]
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def append_rows(path: Path, rows: list[ManifestRow]) -> None:
-    """Append `rows` durably; an exclusive lock keeps concurrent writers' lines whole."""
+    """Append `rows` durably; an exclusive lock keeps concurrent writers' lines whole.
+
+    A failed append (disk full) is rolled back, so the file never keeps half a row, and the
+    `OSError` names the manifest.
+    """
     if not rows:
         return
     payload = "".join(r.to_json() + "\n" for r in rows).encode("utf-8")
-    faults.maybe_enospc()
-    with open(path, "ab") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    try:
+        faults.maybe_enospc()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            if os.environ.get("DATASYNTH_CRASH_AT", "").startswith("mid-manifest:"):
-                fh.write(payload[: len(payload) // 2])
-                fh.flush()
-                faults.crash_point("mid-manifest")
-                fh.write(payload[len(payload) // 2 :])
-            else:
-                fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+            fcntl.flock(fd, fcntl.LOCK_EX)  # dropped when fd is closed
+            start = _end_of_last_row(fd)
+            try:
+                _write_all(fd, payload)
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            os.close(fd)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def dataset_digest(rows: list[ManifestRow]) -> str:

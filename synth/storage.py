@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -32,15 +33,26 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> str:
-    """Write `data` to `path` via temp file + fsync + rename; returns its sha256 hex digest."""
+    """Write `data` to `path` via temp file + fsync + rename; returns its sha256 hex digest.
+
+    A failed write (disk full, read-only folder) removes its temp file and raises an `OSError`
+    that names the file: a bare "No space left on device" from write() would name none.
+    """
     tmp = path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}")
-    faults.maybe_enospc()
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    faults.crash_point("before-rename")
-    os.replace(tmp, path)
+    try:
+        faults.maybe_enospc()
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        faults.crash_point("before-rename")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
     _fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
 

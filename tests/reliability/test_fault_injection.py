@@ -1,0 +1,274 @@
+"""Injected faults: transient errors, half-written batches, CUDA OOM, disk full, read-only output.
+
+Engine-level tests run synth in this process (fast, default suite); the flow-level ones run the
+`generate-dataset` flow on the session Prefect server with its real task retries (heavy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from flows.generate import generate_dataset
+from synth import faults
+from synth.config import GenerationConfig
+from synth.dataset import plan_images, prepare_output, split_batches
+from synth.generate import generate_batch, model_info
+from tests.reliability.audit import audit, compare_to_reference, final_images
+from tests.reliability.engine import record, run_engine
+
+RATES = (0.1, 0.3, 0.5)
+
+
+@pytest.fixture
+def faulty(monkeypatch):
+    """Set DATASYNTH_FAULTS for this process, with fresh hit counters."""
+
+    def set_faults(spec: str | None) -> None:
+        faults._hits.clear()
+        if spec is None:
+            monkeypatch.delenv("DATASYNTH_FAULTS", raising=False)
+        else:
+            monkeypatch.setenv("DATASYNTH_FAULTS", spec)
+
+    yield set_faults
+    faults._hits.clear()
+
+
+@pytest.fixture
+def clean_run(tmp_path, tiny_config) -> Path:
+    out = tmp_path / "clean"
+    run_engine(tiny_config, out)
+    return out
+
+
+def run_with_retries(config: GenerationConfig, out: Path, attempts: int = 20) -> int:
+    """The engine with a retry loop per batch, as the flow's task retries do; returns faults."""
+    prepare_output(out, config, model_info(config))
+    failures = 0
+    for batch in split_batches(plan_images(config), config.batch_size):
+        for _ in range(attempts):
+            try:
+                generate_batch(config, out, batch)
+                break
+            except faults.InjectedFault:
+                failures += 1
+        else:
+            raise AssertionError(f"batch {batch[0].file_name} failed {attempts} times")
+    run_engine(config, out)  # writes dataset.json; generates nothing more
+    return failures
+
+
+def png_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.png")}
+
+
+# ------------------------------------------------------------------------ transient and partial
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_transient_faults_retried_give_a_byte_identical_dataset(
+    tmp_path, tiny_config, clean_run, faulty, rate
+):
+    faulty(f"transient={rate},seed=17")
+    failures = run_with_retries(tiny_config, tmp_path / "faulty")
+    faulty(None)
+    figures = audit(tmp_path / "faulty", tiny_config)
+    assert not figures.problems(), figures
+    assert png_bytes(tmp_path / "faulty") == png_bytes(clean_run)
+    record("engine-transient", rate=rate, faults=failures, **asdict(figures))
+
+
+def test_partial_batch_faults_resume_the_batch_without_redoing_images(
+    tmp_path, tiny_config, clean_run, faulty
+):
+    """A batch that fails after writing some images: its retry generates only the rest."""
+    faulty("partial=0.5,seed=4")
+    failures = run_with_retries(tiny_config, tmp_path / "faulty")
+    faulty(None)
+    figures = audit(tmp_path / "faulty", tiny_config)
+    same = compare_to_reference(tmp_path / "faulty", clean_run)
+    assert failures > 0 and not figures.problems(), figures
+    # The rest of a half-done batch is generated in a smaller call: pixels may differ by
+    # a rounding step (docs/RELIABILITY.md); names, seeds and prompts may not.
+    assert same.same_images and same.max_pixel_diff <= 2, same
+
+
+# ----------------------------------------------------------------------------------- disk full
+
+
+@pytest.mark.parametrize(("nth", "what"), [(5, "image"), (6, "manifest")])
+def test_disk_full_fails_clearly_keeps_manifest_valid_and_resumes(
+    tmp_path, tiny_config, clean_run, faulty, nth, what
+):
+    """Writes alternate image, row, image, ...: the 5th is an image, the 6th a manifest row."""
+    out = tmp_path / "full"
+    faulty(f"enospc={nth}")
+    with pytest.raises(OSError) as info:
+        run_engine(tiny_config, out)
+    faulty(None)
+    assert info.value.errno == errno.ENOSPC
+    assert str(out) in str(info.value), f"the error should name the file: {info.value}"
+    crashed = audit(out, tiny_config, finished=False)
+    assert not crashed.problems() and crashed.counted == nth // 2, crashed
+    before = final_images(out)
+    run_engine(tiny_config, out)  # space is back
+    figures = audit(out, tiny_config, before)
+    assert not figures.problems(), figures
+    same = compare_to_reference(out, clean_run)
+    assert same.same_images and same.max_pixel_diff <= 2, same
+    record("engine-enospc", what=what, nth=nth, message=str(info.value), **asdict(figures))
+
+
+# ----------------------------------------------------------------------------------- read-only
+
+
+@contextlib.contextmanager
+def read_only(root: Path):
+    """Make `root` and every folder under it read-only, even for root (chattr +i)."""
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in folders}
+        for p in folders:
+            p.chmod(0o555)
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    probe = root / ".probe"
+    ok = (
+        chattr is not None
+        and subprocess.run([chattr, "+i", str(root)], capture_output=True).returncode == 0
+    )
+    if ok:
+        try:
+            probe.touch()
+            ok = False  # root writes through +i here: the filesystem ignores it
+        except PermissionError:
+            pass
+        subprocess.run([chattr, "-i", str(root)], check=True)
+        probe.unlink(missing_ok=True)
+    if not ok:
+        pytest.skip("running as root and `chattr +i` does not work here: nothing is read-only")
+    subprocess.run([chattr, "+i", *map(str, folders)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", *map(str, folders)], check=True)
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in root.rglob("*")
+    }
+
+
+def test_read_only_output_fails_naming_the_path_and_writes_nothing(tmp_path, tiny_config):
+    out = tmp_path / "ro"
+    out.mkdir()
+    with read_only(out), pytest.raises(PermissionError) as info:
+        run_engine(tiny_config, out)
+    assert str(out) in str(info.value)
+    assert tree(out) == {}
+
+
+def test_read_only_partial_dataset_is_left_intact_and_resumes_once_writable(
+    tmp_path, tiny_config, clean_run
+):
+    out = tmp_path / "ro"
+    run_engine(tiny_config.model_copy(update={"images_per_class": 3}), out)
+    snapshot = tree(out)
+    with read_only(out), pytest.raises(PermissionError) as info:
+        run_engine(tiny_config, out)
+    assert str(out) in str(info.value)
+    assert tree(out) == snapshot
+    before = final_images(out)
+    run_engine(tiny_config, out)
+    figures = audit(out, tiny_config, before)
+    assert not figures.problems(), figures
+    assert compare_to_reference(out, clean_run).same_images
+
+
+# ---------------------------------------------------------------------- the flow (Prefect retries)
+
+
+def _flow(config: GenerationConfig, out: Path, retries: int = 10):
+    state = generate_dataset(
+        config, str(out), retries=retries, retry_delay_seconds=0, return_state=True
+    )
+    return state.result(), state.state_details.flow_run_id
+
+
+def _task_attempts(flow_run_id) -> int:
+    """Runs of all generate-batch tasks of a flow run beyond the first of each."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return sum(r.run_count - 1 for r in runs if r.name.startswith("generate-batch"))
+
+
+@pytest.mark.heavy
+@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.parametrize("rate", RATES)
+def test_flow_retries_transient_faults_to_a_byte_identical_dataset(
+    tmp_path, tiny_config, clean_run, faulty, rate
+):
+    config = tiny_config.model_copy(update={"images_per_class": 8, "batch_size": 2})
+    reference = tmp_path / "reference"
+    run_engine(config, reference)
+    retried, runs = 0, 3
+    for seed in range(runs):
+        faulty(f"transient={rate},seed={seed}")
+        out = tmp_path / f"faulty-{seed}"
+        ref, run_id = _flow(config, out)
+        faulty(None)
+        retried += _task_attempts(run_id)
+        figures = audit(out, config)
+        assert not figures.problems(), figures
+        assert png_bytes(out) == png_bytes(reference)
+        assert ref.images == 16
+    record("flow-transient", rate=rate, runs=runs, images=16 * runs, retries=retried)
+    assert rate < 0.3 or retried > 0
+
+
+@pytest.mark.heavy
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_halves_batches_on_out_of_memory(tmp_path, tiny_config, clean_run, faulty):
+    faulty("oom=3")
+    ref, _ = _flow(tiny_config, tmp_path / "oom")
+    faulty(None)
+    figures = audit(tmp_path / "oom", tiny_config)
+    same = compare_to_reference(tmp_path / "oom", clean_run)
+    assert not figures.problems() and ref.images == 12, figures
+    assert same.same_images and same.max_pixel_diff <= 2, same
+    record("flow-oom", oom=3, **asdict(figures), **asdict(same))
+
+
+@pytest.mark.heavy
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_retries_partial_batches_without_redoing_images(
+    tmp_path, tiny_config, clean_run, faulty
+):
+    faulty("partial=0.5,seed=9")
+    ref, run_id = _flow(tiny_config, tmp_path / "partial")
+    faulty(None)
+    figures = audit(tmp_path / "partial", tiny_config)
+    same = compare_to_reference(tmp_path / "partial", clean_run)
+    assert not figures.problems() and ref.images == 12, figures
+    assert same.same_images and same.max_pixel_diff <= 2, same
+    record("flow-partial", rate=0.5, retries=_task_attempts(run_id), **asdict(same))
