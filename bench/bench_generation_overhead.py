@@ -270,7 +270,8 @@ def timed(name: str, runner: Runner, config: GenerationConfig, out: Path, server
     """
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cpu0 = time.process_time() + server.cpu_seconds()
+    server0 = server.cpu_seconds()
+    cpu0 = time.process_time()
     start = time.perf_counter()
     if name == "flow":
         phases = runner(config, out)
@@ -278,9 +279,10 @@ def timed(name: str, runner: Runner, config: GenerationConfig, out: Path, server
         with ThreadPoolExecutor(max_workers=1) as pool:
             phases = pool.submit(runner, config, out).result()
     seconds = time.perf_counter() - start
-    cpu = time.process_time() + server.cpu_seconds() - cpu0
+    cpu = time.process_time() - cpu0
+    server_cpu = server.cpu_seconds() - server0
     shutil.rmtree(out, ignore_errors=True)
-    return Sample(seconds, cpu, phases)
+    return Sample(seconds, cpu + server_cpu, {**phases, "server CPU": server_cpu})
 
 
 def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -307,7 +309,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="denoising steps")
     parser.add_argument("--reps", type=int, default=3, help="timed runs per mode")
     parser.add_argument("--no-engine", action="store_true", help="skip the synth-only mode")
+    parser.add_argument(
+        "--torch-threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
     args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)  # process-wide, worker threads included
 
     modes: dict[str, Runner] = {"bare": run_bare, "engine": run_engine, "flow": run_flow}
     if args.no_engine:
@@ -341,7 +348,8 @@ def main() -> None:
     cpu = {name: statistics.median(s.cpu for s in runs) for name, runs in samples.items()}
     print_table(
         f"{images} images {config.width}x{config.height}, {config.steps} steps, "
-        f"batch {config.batch_size}, {args.reps} interleaved reps (medians)",
+        f"batch {config.batch_size}, torch threads {torch.get_num_threads()}, "
+        f"{args.reps} interleaved reps (medians)",
         ["mode", "wall s", "min s", "max s", "images/s", "wall x bare", "CPU s", "CPU x bare"],
         [
             [
@@ -363,7 +371,6 @@ def main() -> None:
         [
             [f"{name}: {phase}", f"{value:.0f}" if phase == "cached batches" else f"{value:.2f}"]
             for name in modes
-            if name != "bare"
             for phase, value in median_phases([s.phases for s in samples[name]]).items()
         ],
     )

@@ -9,15 +9,23 @@ from typing import Annotated
 import typer
 
 from flows.app import app, fail, parse_overrides
+from flows.cli_generate import DASK_WORKERS_HELP, TASK_RUNNER_HELP
 from flows.env import apply_prefect_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run_experiment(cfg) -> str:
+def _run_experiment(cfg, task_runner: str = "threads", dask_workers: int | None = None) -> str:
     from flows.experiment import experiment
+    from flows.runners import apply_task_runner
 
-    state = experiment(cfg, return_state=True)
+    try:
+        flow = apply_task_runner(
+            experiment, task_runner, workers=dask_workers, device=cfg.generation.device
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    state = flow(cfg, return_state=True)
     report = state.result()
     run_id = state.state_details.flow_run_id
     typer.echo(f"\nreport: {Path(report).resolve()}")
@@ -32,6 +40,8 @@ def _run_experiment(cfg) -> str:
 def run(
     config: Path,
     set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
+    task_runner: Annotated[str, typer.Option(help=TASK_RUNNER_HELP)] = "threads",
+    dask_workers: Annotated[int | None, typer.Option(help=DASK_WORKERS_HELP)] = None,
 ) -> None:
     """Run the whole experiment of CONFIG (generate → import → train → evaluate → report)."""
     apply_prefect_defaults()
@@ -44,7 +54,7 @@ def run(
         model_info(cfg.generation)
     except (ConfigError, ModelUnavailableError, ValueError) as exc:
         fail(str(exc))
-    _run_experiment(cfg)
+    _run_experiment(cfg, task_runner, dask_workers)
 
 
 @app.command()

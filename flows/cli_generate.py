@@ -10,6 +10,12 @@ import typer
 from flows.app import app, fail, parse_overrides
 from flows.env import apply_prefect_defaults
 
+TASK_RUNNER_HELP = (
+    "Where batches run: 'threads' (this process), 'dask' (a local Dask cluster, one worker per "
+    "GPU) or the address of a running Dask scheduler, dask://HOST:PORT."
+)
+DASK_WORKERS_HELP = "Workers of `--task-runner dask` (default: one per GPU, 2 without GPUs)."
+
 
 @app.command("tiny-model")
 def tiny_model(path: Path, seed: int = 0) -> None:
@@ -27,6 +33,8 @@ def generate(
     set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
     retries: int = 3,
     retry_delay: float = 5.0,
+    task_runner: Annotated[str, typer.Option(help=TASK_RUNNER_HELP)] = "threads",
+    dask_workers: Annotated[int | None, typer.Option(help=DASK_WORKERS_HELP)] = None,
 ) -> None:
     """Generate (or resume) the synthetic dataset of CONFIG into OUT, with a progress bar."""
     apply_prefect_defaults()
@@ -38,14 +46,18 @@ def generate(
         fail(str(exc))
     from flows.generate import generate_dataset
     from flows.progress import ManifestProgress
+    from flows.runners import apply_task_runner
     from synth.generate import model_info
     from synth.lock import DatasetLockedError
     from synth.pipeline import ModelUnavailableError
 
     try:
         model_info(cfg)  # check inputs first: a missing model fails here, not in a task
+        flow = apply_task_runner(
+            generate_dataset, task_runner, workers=dask_workers, device=cfg.device
+        )
         with ManifestProgress(out, len(cfg.classes) * cfg.images_per_class):
-            ref = generate_dataset(cfg, str(out), retries=retries, retry_delay_seconds=retry_delay)
+            ref = flow(cfg, str(out), retries=retries, retry_delay_seconds=retry_delay)
     except (ModelUnavailableError, DatasetLockedError, ValueError) as exc:
         fail(str(exc))
     typer.echo(f"dataset {ref.root}: {ref.images} images {ref.counts}, digest {ref.digest}")

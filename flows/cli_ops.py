@@ -32,7 +32,10 @@ def server(
             fg="yellow",
             err=True,
         )
-    typer.echo(f"Prefect UI: http://{host}:{port}  (API: http://{host}:{port}/api)")
+    # The UI asks its API at PREFECT_UI_API_URL, which otherwise stays on port 4200.
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    os.environ.setdefault("PREFECT_UI_API_URL", f"http://{shown}:{port}/api")
+    typer.echo(f"Prefect UI: http://{shown}:{port}  (API: http://{shown}:{port}/api)")
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     os.execvp(cmd[0], cmd)
 

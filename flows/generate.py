@@ -19,6 +19,7 @@ from tasks.generate import (
     verify_dataset,
 )
 from tasks.progress import StepProgress
+from tasks.shards import plan_shard, verify_shard
 
 __all__ = ["generate_dataset"]
 
@@ -29,18 +30,27 @@ def generate_dataset(
     out: str,
     retries: int = 3,
     retry_delay_seconds: float = 5.0,
+    shard_index: int = 0,
+    shard_count: int = 1,
 ) -> DatasetRef:
     """Generate the synthetic dataset of `config` into `out`, resuming whatever is there.
 
     Steps: 1. lock `out` and plan fixed batches (repairing crash leftovers), 2. run one task per
     batch (finished batches come back from Prefect's cache; incomplete ones always run),
     3. verify every planned image and regenerate any still missing, 4. publish the report.
+
+    Shards (several workers on one dataset): with `shard_count` > 1 this run takes only the
+    batches numbered `shard_index` modulo `shard_count`, beside the other shards' runs, and
+    plans, repairs and verifies only those (see synth/shards.py); the run that finds the whole
+    dataset complete writes `dataset.json`. All shards of a dataset use the same `shard_count`.
     """
     start = time.perf_counter()
     out = str(Path(out).resolve())
-    with DatasetLock(Path(out)):
+    shard = (shard_index, shard_count)
+    whole = shard_count == 1
+    with DatasetLock(Path(out), shard=shard):
         # Step 1: plan
-        plan = plan_generation(config, out)
+        plan = plan_generation(config, out) if whole else plan_shard(config, out, shard)
         print(f"{plan.missing} of {plan.total} images to generate in {out}; repairs {plan.repairs}")
         batch_task = generate_images.with_options(
             retries=retries, retry_delay_seconds=retry_delay_seconds
@@ -63,12 +73,14 @@ def generate_dataset(
         if failures:
             raise failures[0]
         # Step 3: verify; a stale cache hit or a lost file is regenerated here
-        ref, missing = verify_dataset(config, out)
+        ref, missing = verify_dataset(config, out) if whole else verify_shard(config, out, shard)
         if missing:
             print(f"{len(missing)} images missing after the batches; regenerating them")
-            repair = BatchSpec(number=len(plan.batches), items=missing)
+            repair = BatchSpec(number=plan.batches[-1].number + 1, items=missing)
             results.append(batch_task.with_options(refresh_cache=True)(config, out, repair))
-            ref, missing = verify_dataset(config, out)
+            ref, missing = (
+                verify_dataset(config, out) if whole else verify_shard(config, out, shard)
+            )
             if missing:
                 raise RuntimeError(f"{len(missing)} images still missing from {out}")
     # Step 4: report

@@ -8,18 +8,22 @@
   (`nthreads=1`) and loads the pipeline once, on its first batch (`synth.pipeline` caches it
   per process).
 - `dask://HOST:PORT` or `tcp://HOST:PORT`: an existing Dask scheduler. Its workers must import
-  this project and reach the same Prefect API, dataset directory and result storage as the flow;
-  pinning GPUs is then the cluster's business (`dask cuda worker` pins one GPU per worker).
+  this project and reach the same Prefect API, dataset directory and result storage as the
+  flow; pinning GPUs is then the cluster's business (`dask cuda worker` pins one per worker).
 
 GPU pinning of the local cluster: each worker is a separate process started by its own Nanny
-with `CUDA_VISIBLE_DEVICES` set to exactly one GPU (the Nanny sets it in the child before the
-child imports anything of ours, so before CUDA initialises). Inside the worker that GPU is
-`cuda:0`, so configs keep `device = "auto"` or `"cuda"` and synth needs no per-worker device
-logic. GPU ids come from the flow process's own `CUDA_VISIBLE_DEVICES` when it is set (worker i
-gets its i-th entry, UUIDs included), else they are 0..N-1.
+with `CUDA_VISIBLE_DEVICES` set to exactly one GPU; the Nanny sets it in the new process before
+anything imports torch, so before CUDA initialises. Inside the worker that GPU is `cuda:0`, so
+configs keep `device = "auto"` or `"cuda"` and synth needs no per-worker device logic. GPU ids
+come from the flow process's own `CUDA_VISIBLE_DEVICES` when it is set (worker i gets its i-th
+entry, UUIDs included), else they are 0..N-1.
 
-Dask starts worker processes with OMP/MKL threads set to 1, so on a CPU a worker runs torch on
-one core: on C cores, C workers is the natural count.
+Same bytes whatever the runner: on a CPU, torch's intra-op thread count changes the summation
+order and so some image bytes. Every local worker therefore runs torch with the thread count of
+the flow process (what the `threads` runner uses), so a dataset made by 1 or N workers or by
+the thread pool is the same, digest for digest. On a CPU this oversubscribes the cores
+(N workers x all cores): Dask on a CPU is for testing the path, not for speed; see
+docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -70,14 +74,22 @@ def worker_envs(n_workers: int, gpus: Sequence[str]) -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": gpus[i]} for i in range(n_workers)]
 
 
-class _FlushPrefect(WorkerPlugin):
-    """Worker plugin: send the worker's pending Prefect events and logs before it closes.
+class _DatasynthWorker(WorkerPlugin):
+    """Per-worker setup: torch's thread count on start; Prefect's pending events on close.
 
-    Task-run states reach the server as events sent by a background thread; without this the
-    Nanny may kill a slow-to-exit worker before they are sent, leaving runs 'Running' in the UI.
+    Task-run states reach the Prefect server as events sent by a background thread; unsent
+    ones would be lost when the Nanny kills a slow-to-exit worker (runs stuck 'Running').
     """
 
-    name = "datasynth-flush-prefect"
+    name = "datasynth-worker"
+
+    def __init__(self, torch_threads: int) -> None:
+        self.torch_threads = torch_threads
+
+    def setup(self, worker) -> None:
+        import torch
+
+        torch.set_num_threads(self.torch_threads)
 
     async def teardown(self, worker) -> None:
         from prefect.events.worker import EventsWorker
@@ -85,39 +97,47 @@ class _FlushPrefect(WorkerPlugin):
 
         for service in (EventsWorker, APILogWorker):
             drained = service.drain_all(timeout=30)
-            if drained is not None and hasattr(drained, "__await__"):
+            if drained is not None:  # a coroutine: we are on the worker's event loop
                 await drained
 
 
-def local_cluster(n_workers: int, gpus: Sequence[str] = ()):
-    """A local Dask cluster on loopback: `n_workers` one-thread worker processes, GPU-pinned.
+def local_cluster(n_workers: int, gpus: Sequence[str] = (), torch_threads: int | None = None):
+    """A loopback Dask cluster of `n_workers` one-task-at-a-time processes, one GPU each.
 
-    Workers are named `gpu-<id>` (pinned to that GPU) or `cpu-<i>`.
+    Workers are named `gpu-<id>` (pinned to that GPU) or `cpu-<i>`; `torch_threads` defaults
+    to this process's torch thread count (see the module docstring for why).
     """
+    import dask
+    import torch
     from distributed import Nanny, Scheduler, SpecCluster
     from distributed.system import MEMORY_LIMIT
 
     envs = worker_envs(n_workers, gpus)
-    names = (
-        [f"gpu-{g}" for g in gpus[:n_workers]] if gpus else [f"cpu-{i}" for i in range(n_workers)]
-    )
-    worker_options = {
-        "nthreads": 1,  # one batch at a time per worker: a GPU runs one pipeline call at once
+    if gpus:
+        names = [f"gpu-{g}" for g in gpus[:n_workers]]
+    else:
+        names = [f"cpu-{i}" for i in range(n_workers)]
+    options = {
+        "nthreads": 1,  # one batch at a time: a GPU runs one pipeline call at once
         "host": "127.0.0.1",
-        # the machine's memory split between the workers (as LocalCluster does): the default
-        # share per core can be below what loading a full-size pipeline needs
+        # the machine's memory split between the workers, as LocalCluster does: Dask's default
+        # share per core can be less than loading a full-size pipeline needs
         "memory_limit": MEMORY_LIMIT // n_workers,
         "silence_logs": logging.WARNING,
-        "plugins": (_FlushPrefect(),),
+        "plugins": (_DatasynthWorker(torch_threads or torch.get_num_threads()),),
     }
     workers = {
-        name: {"cls": Nanny, "options": {**worker_options, "env": env}}
+        name: {"cls": Nanny, "options": {**options, "env": env}}
         for name, env in zip(names, envs, strict=True)
     }
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}}
-    return SpecCluster(
-        workers=workers, scheduler=scheduler, silence_logs=logging.WARNING, name="datasynth"
-    )
+    # Dask's Nanny writes OMP_NUM_THREADS=1 (and more) into *this* process's environment before
+    # spawning; an empty list keeps later subprocesses of the flow process on torch's defaults.
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # no INFO chatter in the CLI
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+        return SpecCluster(
+            workers=workers, scheduler=scheduler, silence_logs=logging.WARNING, name="datasynth"
+        )
 
 
 def _address(spec: str) -> str | None:
@@ -160,7 +180,7 @@ def make_task_runner(
 
 
 def apply_task_runner(flow: Any, spec: str, *, workers: int | None = None, device: str = "auto"):
-    """`flow` running its tasks on `spec`; 'threads' keeps the flow's own thread pool.
+    """`flow` with its tasks on `spec`; 'threads' keeps the flow's own thread pool.
 
     `device = "cpu"` in the config means CPU workers even on a machine with GPUs.
     """

@@ -189,6 +189,9 @@ def _class_folders(parent: Path, real_root: str, bad: list[Quarantined]) -> dict
         if not _inside(path, real_root):
             bad.append(Quarantined(str(path), "symlink leaves the dataset root"))
             continue
+        if path.is_symlink():  # it would show another folder's images twice, maybe test as train
+            bad.append(Quarantined(str(path), "symlinked class folder (not followed)"))
+            continue
         try:
             label = _label_of(path)
         except ValueError as exc:
@@ -227,6 +230,8 @@ def _files(folder: Path, real_root: str, bad: list[Quarantined]) -> list[Path]:
 def _layout(root: Path, real_root: str, bad: list[Quarantined]) -> dict[Split | None, Path]:
     """{split: folder}; the key None means one folder of classes to split here."""
     names = {p.name: p for p in _visible(root) if p.is_dir()}
+    for name in [n for n in SPLITS if n in names and names[n].is_symlink()]:
+        bad.append(Quarantined(str(names.pop(name)), "symlinked split folder (not followed)"))
     if "train" not in names:
         if "test" in names:
             raise ValueError(f"`root` {str(root)!r} has test/ but no train/")

@@ -48,7 +48,12 @@ def start_prefect_server(
 ) -> tuple[subprocess.Popen, str]:
     """Start `prefect server start` on a free loopback port; returns (process, api_url)."""
     port = _free_port()
-    server_env = {**os.environ, "PREFECT_HOME": str(home), **(env or {})}
+    server_env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        **(env or {}),
+    }
     server_env.pop("PREFECT_API_URL", None)
     log = open(home.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - lives with the server
     proc = subprocess.Popen(

@@ -31,7 +31,7 @@ from synth.dataset import plan_images, prepare_output, scan_dataset, split_batch
 from synth.generate import generate_batch, model_info
 from synth.lock import DatasetLock
 
-__all__ = ["ChildResult", "record", "run_engine", "run_in_child"]
+__all__ = ["ChildResult", "record", "run_engine", "run_in_child", "write_toml"]
 
 _HOOKS = ("DATASYNTH_CRASH_AT", "DATASYNTH_FAULTS")
 LOG_ENV = "DATASYNTH_RELIABILITY_LOG"  # JSON lines of every campaign's figures, when set
@@ -112,3 +112,19 @@ def record(kind: str, **figures: object) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"kind": kind, **figures}, default=str) + "\n")
+
+
+def write_toml(path: Path, config: GenerationConfig) -> Path:
+    """The TOML file of a simple `config` (string class names), as a user would write it."""
+    lines = [
+        f"classes = {[c.name for c in config.classes]!r}".replace("'", '"'),
+        f"images_per_class = {config.images_per_class}",
+        f'model = "{config.model}"',
+        f"steps = {config.steps}",
+        f"width = {config.width}",
+        f"height = {config.height}",
+        f"batch_size = {config.batch_size}",
+        f"seed = {config.seed}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,273 @@
+"""Dask scale-out on CPU with the tiny pipeline: images/s on 1 and 2 workers, per-task overhead.
+
+Throughput modes, each generating a fresh dataset with the `generate-dataset` flow:
+
+- `threads`: the default runner; one pipeline in the flow process, torch on all its threads.
+- `dask-1`, `dask-2`: `flows.runners.local_cluster` with 1 or 2 worker processes, each running
+  torch with this process's thread count (the default of `--task-runner dask`: same bytes as
+  `threads`, so the 2 workers share the cores).
+- `dask-2x1t`: 2 workers with 1 torch thread each: the scale-out a CPU could give, at the cost
+  of other image bytes (torch's thread count changes float summation order).
+
+Steady state: the clusters are started, every worker has loaded the pipeline and has run a
+warm-up flow before the timed runs; those one-time costs are reported apart. Timed runs are
+interleaved (threads, dask-1, dask-2, dask-2x1t, threads, ...) so that load from other
+processes on the machine falls on every mode alike.
+
+Per-task overhead: a finished dataset is rerun with every batch cached, once split into
+`--tasks` one-image batches and once as a single batch; (t_many - t_one) / (tasks - 1) is the
+cost of one cached task run on that runner (submission, cache lookup, result read, state
+events) beyond the flow's fixed work.
+
+    uv run python bench/bench_dask.py [--per-class 32] [--batch 8] [--steps 4] [--reps 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def prefect_server(tmp: Path):
+    """A Prefect server with its own PREFECT_HOME; set before anything imports prefect."""
+    home = tmp / "prefect-home"
+    home.mkdir(parents=True)
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    for key in ("PREFECT_API_URL", "DATASYNTH_FAULTS", "DATASYNTH_CRASH_AT"):
+        os.environ.pop(key, None)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - lives with the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+        + ["--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start: see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.25)
+        os.environ["PREFECT_API_URL"] = url  # before any cluster: its workers inherit it
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _load_pipeline(config_json: str) -> int:
+    """Run on every worker: load the pipeline (once per process) and import the flow's tasks."""
+    import os
+
+    import tasks.generate  # noqa: F401  (what the first task would import)
+    from synth.config import GenerationConfig
+    from synth.generate import pipeline_for
+
+    pipeline_for(GenerationConfig.model_validate_json(config_json))
+    return os.getpid()
+
+
+def _run(flow, config, out: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    ref = flow(config, str(out), retry_delay_seconds=0)
+    return time.perf_counter() - start, ref.digest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=32, help="images per class (2 classes)")
+    parser.add_argument("--batch", type=int, default=8, help="images per batch task")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps")
+    parser.add_argument("--reps", type=int, default=2, help="timed runs per mode")
+    parser.add_argument("--tasks", type=int, default=64, help="cached tasks for the overhead")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "_bench_dask.md")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-dask-"))
+    load_before = os.getloadavg()
+    with prefect_server(tmp), ExitStack() as stack:
+        import torch
+        from distributed import Client
+
+        from flows.generate import generate_dataset
+        from flows.runners import local_cluster, make_task_runner
+        from synth.config import GenerationConfig
+        from synth.generate import pipeline_for
+        from synth.tiny_model import is_tiny_model, save_tiny_pipeline
+
+        model = REPO / ".datasynth" / "tiny-sd"
+        if not is_tiny_model(str(model)):
+            save_tiny_pipeline(model)
+        config = GenerationConfig(
+            classes=["apple", "banana"],
+            images_per_class=args.per_class,
+            model=str(model),
+            steps=args.steps,
+            width=64,
+            height=64,
+            batch_size=args.batch,
+            seed=0,
+            device="cpu",
+        )
+        images = 2 * args.per_class
+        warm_config = config.model_copy(update={"images_per_class": 2 * args.batch, "seed": 1})
+        threads = torch.get_num_threads()
+
+        # One-time costs: start each cluster, load the pipeline everywhere, run a warm-up flow
+        flows, one_time = {}, {}
+        start = time.perf_counter()
+        pipeline_for(config)
+        flows["threads"] = generate_dataset
+        one_time["threads"] = {"start": 0.0, "load": time.perf_counter() - start}
+        for mode, workers, torch_threads in (
+            ("dask-1", 1, None),
+            ("dask-2", 2, None),
+            ("dask-2x1t", 2, 1),
+        ):
+            start = time.perf_counter()
+            cluster = stack.enter_context(local_cluster(workers, torch_threads=torch_threads))
+            client = stack.enter_context(Client(cluster))
+            started = time.perf_counter() - start
+            start = time.perf_counter()
+            client.run(_load_pipeline, config.model_dump_json())
+            loaded = time.perf_counter() - start
+            flows[mode] = generate_dataset.with_options(
+                task_runner=make_task_runner(cluster.scheduler_address)
+            )
+            one_time[mode] = {"start": started, "load": loaded}
+        for mode, flow in flows.items():
+            one_time[mode]["warm-up flow"], _ = _run(flow, warm_config, tmp / f"warm-{mode}")
+            print(f"{mode}: one-time {one_time[mode]}", flush=True)
+
+        # Throughput, interleaved
+        seconds: dict[str, list[float]] = {mode: [] for mode in flows}
+        digests: dict[str, set[str]] = {mode: set() for mode in flows}
+        for rep in range(args.reps):
+            for mode, flow in flows.items():
+                out = tmp / f"{mode}-{rep}"
+                wall, digest = _run(flow, config, out)
+                seconds[mode].append(wall)
+                digests[mode].add(digest)
+                shutil.rmtree(out)
+                print(f"{mode} rep {rep}: {wall:.1f} s, {images / wall:.2f} images/s", flush=True)
+
+        # Per-task overhead: all-cached reruns, many one-image batches vs one batch
+        ovh_root = tmp / "overhead"
+        base = config.model_copy(update={"images_per_class": args.tasks // 2})
+        _run(generate_dataset, base, ovh_root)  # the images, made once
+        overhead: dict[str, dict[str, float]] = {}
+        for mode in ("threads", "dask-2"):
+            walls = {}
+            for size in (1, args.tasks):
+                cfg = base.model_copy(update={"batch_size": size})
+                _run(flows[mode], cfg, ovh_root)  # first: tasks run (skip every image), cache
+                walls[size] = statistics.median(
+                    _run(flows[mode], cfg, ovh_root)[0] for _ in range(args.reps + 1)
+                )
+            overhead[mode] = {
+                "many": walls[1],
+                "one": walls[args.tasks],
+                "per_task_ms": 1000 * (walls[1] - walls[args.tasks]) / (args.tasks - 1),
+            }
+            print(f"{mode} overhead: {overhead[mode]}", flush=True)
+    load_after = os.getloadavg()
+
+    reference = digests["threads"]
+    base_s = statistics.median(seconds["threads"])
+    throughput = []
+    for mode in flows:
+        med, once = statistics.median(seconds[mode]), one_time[mode]
+        same = "yes" if digests[mode] == reference and len(reference) == 1 else "no"
+        throughput.append(
+            f"| `{mode}` | {med:.1f} | {images / med:.2f} | {base_s / med:.2f}x "
+            f"| {once['start']:.1f} | {once['load']:.1f} | {once['warm-up flow']:.1f} | {same} |"
+        )
+    per_task = [
+        f"| `{mode}` | {o['many']:.2f} | {o['one']:.2f} | {o['per_task_ms']:.0f} |"
+        for mode, o in overhead.items()
+    ]
+    cpu = platform.machine()
+    with suppress(OSError, StopIteration):
+        cpu = next(
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        )
+    command = (
+        f"uv run python bench/bench_dask.py --per-class {args.per_class} --batch {args.batch} "
+        f"--steps {args.steps} --reps {args.reps} --tasks {args.tasks}"
+    )
+    lines = [
+        "## Dask scale-out on CPU (tiny pipeline)",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {os.cpu_count()} cores ({cpu}), shared with other work while it ran (load "
+        f"average {load_before[0]:.1f} before, {load_after[0]:.1f} after); torch runs {threads} "
+        f"threads in the flow process. Each timed run generates {images} images of 64x64 px "
+        f"({args.steps} steps, batches of {args.batch}) into a fresh directory with the "
+        f"`generate-dataset` flow against a local Prefect server; median of {args.reps} "
+        "interleaved runs. One-time costs (cluster start, pipeline load on every worker, a first "
+        "warm-up flow run) are measured apart and not in images/s.",
+        "",
+        "| mode | s per run | images/s | vs threads | cluster start (s) | pipeline load (s) "
+        "| warm-up run (s) | same digest as threads |",
+        "|---|---|---|---|---|---|---|---|",
+        *throughput,
+        "",
+        f"`dask-1` and `dask-2` run torch with the flow process's thread count ({threads}), as "
+        "`--task-runner dask` does so that every runner writes the same bytes; the workers of "
+        "`dask-2` then share the same cores. `dask-2x1t` gives each worker one thread (the CPU "
+        "scale-out), and some of its image bytes differ from the other modes'.",
+        "",
+        f"Per-task overhead: a finished dataset rerun with every batch cached, as {args.tasks} "
+        f"one-image batches and as one batch of {args.tasks}; median of {args.reps + 1} reruns.",
+        "",
+        f"| runner | {args.tasks} cached tasks (s) | 1 cached task (s) | per task (ms) |",
+        "|---|---|---|---|",
+        *per_task,
+    ]
+    report = "\n".join(lines) + "\n"
+    args.out.write_text(report)
+    print(report)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
