@@ -185,7 +185,10 @@ def main() -> None:
                 seconds[mode].append(wall)
                 digests[mode].add(digest)
                 shutil.rmtree(out)
-                print(f"{mode} rep {rep}: {wall:.1f} s, {images / wall:.2f} images/s", flush=True)
+                print(
+                    f"{mode} rep {rep}: {wall:.1f} s, {images / wall:.2f} images/s {digest[:12]}",
+                    flush=True,
+                )
 
         # Per-task overhead: all-cached reruns, many one-image batches vs one batch
         ovh_root = tmp / "overhead"

@@ -11,15 +11,15 @@ so that load from other processes on the machine falls on all of them alike.
 What is counted: the flow call itself, against a Prefect server that is already running (a
 temporary PREFECT_HOME on a free loopback port). The server start-up, the pipeline load and the
 first call of each mode (a one-batch warm-up) are one-time costs, reported apart. Besides wall
-time, CPU seconds are counted (this process, all threads, plus the Prefect server's processes):
-on a machine shared with other work they are steadier than wall time.
+time, CPU seconds are counted (this process, all threads, plus the Prefect server's processes).
 
-Threads: Prefect runs each task body in a worker thread. On a loaded 2-core machine, torch's
-OpenMP pool in the main thread burned 5x the CPU of the same call in a worker thread (spinning
-threads with no core to run on), so `bare` and `engine` also run in a worker thread: all three
-modes then denoise under the same threading.
+Threads: Prefect runs each task body in a worker thread, so `bare` and `engine` also run in one
+worker thread: all modes then denoise under the same threading. With torch's default OpenMP
+threads on a 2-core machine shared with other work, runs swing 2-7x (threads spin with no core
+to run on); `--torch-threads 1` or `OMP_WAIT_POLICY=PASSIVE` give steady numbers.
 
     uv run python bench/bench_generation_overhead.py [--per-class 128] [--batch 16] [--steps 4]
+    uv run python bench/bench_generation_overhead.py --profile   # the extra work, part by part
 """
 
 from __future__ import annotations
@@ -248,6 +248,78 @@ def flow_phases(flow_run_id, wall: float) -> dict[str, float]:
     return phases
 
 
+# --- profile: what each part of the overhead costs, measured apart ------------------------------
+
+
+def _cost(what: str, fn: Callable[[], object]) -> list[str]:
+    cpu0, start = time.process_time(), time.perf_counter()
+    fn()
+    return [what, f"{time.perf_counter() - start:.3f}", f"{time.process_time() - cpu0:.3f}"]
+
+
+def profile_parts(config: GenerationConfig, tmp: Path) -> list[list[str]]:
+    """Wall and CPU seconds of the flow's extra work for one dataset of `config`, part by part."""
+    from prefect import flow
+
+    from synth.manifest import append_rows, read_manifest
+    from synth.storage import atomic_write_bytes
+    from tasks.generate import BatchSpec, generate_images
+
+    out = tmp / "profiled"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run_engine, config, out).result()
+    pngs = sorted((out / "train").rglob("*.png"))
+    data = [p.read_bytes() for p in pngs]
+    rows = read_manifest(out / "train" / "metadata.jsonl")
+    batches = split_batches(plan_images(config), config.batch_size)
+    (tmp / "atomic").mkdir()
+    (tmp / "plain").mkdir()
+
+    @flow(name="profile-executed-batches")
+    def executed_batches() -> None:
+        """Every batch task runs (no cache) and finds its images done: Prefect's cost alone."""
+        batch_task = generate_images.with_options(refresh_cache=True)
+        futures = [
+            batch_task.submit(config, str(out), BatchSpec(n, b)) for n, b in enumerate(batches)
+        ]
+        for future in futures:
+            assert future.result().generated == 0
+
+    @flow(name="profile-empty")
+    def empty() -> None:
+        """A flow with no task: Prefect's fixed cost per flow call."""
+
+    n = len(pngs)
+    return [
+        _cost(
+            f"plain write of {n} PNGs (bare)",
+            lambda: [(tmp / "plain" / f"{i}.png").write_bytes(d) for i, d in enumerate(data)],
+        ),
+        _cost(
+            f"atomic fsynced write of {n} PNGs",
+            lambda: [
+                atomic_write_bytes(tmp / "atomic" / f"{i}.png", d) for i, d in enumerate(data)
+            ],
+        ),
+        _cost(
+            f"{n} manifest appends (fsync each)",
+            lambda: [append_rows(tmp / "manifest.jsonl", [r]) for r in rows],
+        ),
+        _cost(
+            f"{len(batches)} manifest reads (one per batch)",
+            lambda: [read_manifest(out / "train" / "metadata.jsonl") for _ in batches],
+        ),
+        _cost(
+            "resume scan with sha256 (plan)",
+            lambda: prepare_output(out, config, model_info(config)),
+        ),
+        _cost("verify pass with sha256", lambda: scan_dataset(out, config)),
+        _cost("empty flow (warm-up)", empty),
+        _cost("empty flow", empty),
+        _cost(f"flow of {len(batches)} executed no-op batch tasks", executed_batches),
+    ]
+
+
 # --- measuring ---------------------------------------------------------------------------------
 
 Runner = Callable[[GenerationConfig, Path], dict[str, float]]
@@ -302,54 +374,39 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console(width=120).print(table)  # not the 80 columns rich assumes when piped
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=128, help="images per class (2 classes)")
-    parser.add_argument("--batch", type=int, default=16, help="images per pipeline call")
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps")
-    parser.add_argument("--reps", type=int, default=3, help="timed runs per mode")
-    parser.add_argument("--no-engine", action="store_true", help="skip the synth-only mode")
-    parser.add_argument(
-        "--torch-threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
-    )
-    args = parser.parse_args()
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)  # process-wide, worker threads included
-
-    modes: dict[str, Runner] = {"bare": run_bare, "engine": run_engine, "flow": run_flow}
-    if args.no_engine:
-        del modes["engine"]
+def measure(
+    modes: dict[str, Runner], config: GenerationConfig, reps: int, tmp: Path, server: Server
+) -> tuple[dict[str, float], dict[str, list[Sample]]]:
+    """A one-batch warm-up per mode, then `reps` interleaved timed runs of every mode."""
+    warmup = config.model_copy(update={"images_per_class": config.batch_size // 2})
+    first = {
+        name: timed(name, run, warmup, tmp / "warmup", server).seconds
+        for name, run in modes.items()
+    }
     samples: dict[str, list[Sample]] = {name: [] for name in modes}
-    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp_name:
-        tmp = Path(tmp_name)
-        with prefect_server(tmp) as server:
-            # One-time costs, reported apart from the timed runs
-            model_dir, build_s = build_tiny_model(tmp)
-            config = tiny_config(model_dir, args.per_class, args.batch, args.steps)
-            load_s = load_pipeline_once(config)
-            warmup = tiny_config(model_dir, args.batch // 2, args.batch, args.steps)  # 1 batch
-            first = {
-                name: timed(name, run, warmup, tmp / "warmup", server).seconds
-                for name, run in modes.items()
-            }
-            # Interleaved timed runs
-            for rep in range(args.reps):
-                for name, run in modes.items():
-                    sample = timed(name, run, config, tmp / f"{name}-{rep}", server)
-                    samples[name].append(sample)
-                    print(
-                        f"rep {rep + 1}/{args.reps} {name}: {sample.seconds:.2f} s wall, "
-                        f"{sample.cpu:.2f} s CPU",
-                        flush=True,
-                    )
+    for rep in range(reps):
+        for name, run in modes.items():
+            sample = timed(name, run, config, tmp / f"{name}-{rep}", server)
+            samples[name].append(sample)
+            print(
+                f"rep {rep + 1}/{reps} {name}: {sample.seconds:.2f} s wall, {sample.cpu:.2f} s CPU",
+                flush=True,
+            )
+    return first, samples
 
+
+def report(
+    config: GenerationConfig, samples: dict[str, list[Sample]], one_time: dict[str, float]
+) -> None:
+    """The result tables and the one result line."""
     images = len(plan_images(config))
+    reps = len(samples["bare"])
     wall = {name: statistics.median(s.seconds for s in runs) for name, runs in samples.items()}
     cpu = {name: statistics.median(s.cpu for s in runs) for name, runs in samples.items()}
     print_table(
         f"{images} images {config.width}x{config.height}, {config.steps} steps, "
         f"batch {config.batch_size}, torch threads {torch.get_num_threads()}, "
-        f"{args.reps} interleaved reps (medians)",
+        f"{reps} interleaved reps (medians)",
         ["mode", "wall s", "min s", "max s", "images/s", "wall x bare", "CPU s", "CPU x bare"],
         [
             [
@@ -370,27 +427,64 @@ def main() -> None:
         ["phase", "value"],
         [
             [f"{name}: {phase}", f"{value:.0f}" if phase == "cached batches" else f"{value:.2f}"]
-            for name in modes
-            for phase, value in median_phases([s.phases for s in samples[name]]).items()
+            for name, runs in samples.items()
+            for phase, value in median_phases([s.phases for s in runs]).items()
         ],
     )
     print_table(
         "one-time costs (not in the ratios above)",
         ["cost", "seconds"],
-        [
-            ["prefect server start-up (to /health)", f"{server.startup_s:.2f}"],
-            ["tiny model build + save", f"{build_s:.2f}"],
-            ["pipeline load (once per process)", f"{load_s:.2f}"],
-            *[[f"first {name} call (1-batch warm-up)", f"{s:.2f}"] for name, s in first.items()],
-        ],
+        [[what, f"{seconds:.2f}"] for what, seconds in one_time.items()],
     )
     ratio = wall["flow"] / wall["bare"]
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(
         f"generation overhead: flow/bare = {ratio:.3f} wall ({verdict} target <= {TARGET_RATIO}), "
         f"{cpu['flow'] / cpu['bare']:.3f} CPU; flow {wall['flow']:.2f} s, bare "
-        f"{wall['bare']:.2f} s, median of {args.reps}, {images} images"
+        f"{wall['bare']:.2f} s, median of {reps}, {images} images"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=128, help="images per class (2 classes)")
+    parser.add_argument("--batch", type=int, default=16, help="images per pipeline call")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps")
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per mode")
+    parser.add_argument("--no-engine", action="store_true", help="skip the synth-only mode")
+    parser.add_argument(
+        "--torch-threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="instead: time the flow's extra work part by part"
+    )
+    args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)  # process-wide, worker threads included
+
+    modes: dict[str, Runner] = {"bare": run_bare, "engine": run_engine, "flow": run_flow}
+    if args.no_engine:
+        del modes["engine"]
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp_name:
+        tmp = Path(tmp_name)
+        with prefect_server(tmp) as server:
+            model_dir, build_s = build_tiny_model(tmp)
+            config = tiny_config(model_dir, args.per_class, args.batch, args.steps)
+            load_s = load_pipeline_once(config)
+            if args.profile:
+                rows = profile_parts(config, tmp)
+                print_table(
+                    "the flow's extra work, part by part", ["part", "wall s", "CPU s"], rows
+                )
+                return
+            first, samples = measure(modes, config, args.reps, tmp, server)
+    one_time = {
+        "prefect server start-up (to /health)": server.startup_s,
+        "tiny model build + save": build_s,
+        "pipeline load (once per process)": load_s,
+        **{f"first {name} call (1-batch warm-up)": s for name, s in first.items()},
+    }
+    report(config, samples, one_time)
 
 
 if __name__ == "__main__":

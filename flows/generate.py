@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from synth.config import GenerationConfig
 from synth.lock import DatasetLock
@@ -24,7 +25,9 @@ from tasks.shards import plan_shard, verify_shard
 __all__ = ["generate_dataset"]
 
 
-@flow(name="generate-dataset", log_prints=True)
+# Two threads: one batch denoises while the previous one writes; more would only queue on the
+# pipeline lock (and an unbounded pool starts a thread per batch).
+@flow(name="generate-dataset", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def generate_dataset(
     config: GenerationConfig,
     out: str,
@@ -66,7 +69,9 @@ def generate_dataset(
         results, failures = [], []
         for future in as_completed(futures):  # wait for all: finished batches are never wasted
             try:
-                results.append(future.result())
+                result = future.result()
+                if future.state.name != "Cached":  # a cached batch generated nothing now
+                    results.append(result)
             except Exception as exc:
                 failures.append(exc)
             progress.advance()

@@ -6,9 +6,10 @@ turns pydantic's errors into a `ConfigError` that names every bad field.
 
 from __future__ import annotations
 
+import string
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -38,8 +39,21 @@ class ConfigError(ValueError):
     """A config file or value is invalid; the message names every bad field."""
 
 
+_BLANK_ALLOWED = {"negative_prompt"}
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bools_for_numbers_no_blank_strings(cls, value: Any, info) -> Any:
+        annotation = str(cls.model_fields[info.field_name].annotation)
+        if type(value) is bool and "bool" not in annotation:
+            raise ValueError(f"expected a number or text, got the boolean {value}")
+        if isinstance(value, str) and not value.strip() and info.field_name not in _BLANK_ALLOWED:
+            raise ValueError("must not be blank")
+        return value
 
 
 class ClassSpec(_Frozen):
@@ -116,11 +130,16 @@ class GenerationConfig(_Frozen):
     @classmethod
     def _template_formats(cls, template: str) -> str:
         try:
-            template.format(name="x")
-        except (KeyError, IndexError, ValueError) as exc:
+            fields = [
+                (f, conv) for _, f, _, conv in string.Formatter().parse(template) if f is not None
+            ]
+        except ValueError as exc:
             raise ValueError(
-                f"prompt_template {template!r} may only use the field '{{name}}' ({exc!r})"
+                f"prompt_template {template!r} is not a valid template ({exc})"
             ) from None
+        if any(f != "name" or conv is not None for f, conv in fields):
+            # '{name.upper}' would put a memory address into every prompt
+            raise ValueError(f"prompt_template {template!r} may only use the field '{{name}}'")
         if not template.strip():
             raise ValueError("prompt_template must not be blank")
         return template
@@ -178,8 +197,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = data
-    for key in parents:
+    for depth, key in enumerate(parents):
         node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(f"override `{dotted}`: `{where}` is a value, not a table")
     node[leaf] = value
 
 
@@ -251,7 +273,10 @@ class RecipeConfig(_Frozen):
         default=None, gt=0, description="'mix': training set size (default: the real train size)."
     )
     synthetic_per_real: float = Field(
-        default=1.0, ge=0.0, description="'real-plus-synthetic': synthetic images per real one."
+        default=1.0,
+        ge=0.0,
+        le=1000.0,
+        description="'real-plus-synthetic': synthetic images per real one.",
     )
 
     @field_validator("name")
@@ -296,7 +321,9 @@ class ExperimentConfig(_Frozen):
     mix_sweep: tuple[float, ...] = Field(
         default=(), description="Extra 'mix' recipes at these synthetic fractions (a sweep)."
     )
-    seeds: tuple[int, ...] = Field(default=(0, 1, 2), min_length=1, description="Training seeds.")
+    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(
+        default=(0, 1, 2), min_length=1, description="Training seeds."
+    )
     shap_images_per_class: int = Field(
         default=2, ge=0, le=50, description="Test images per class explained with SHAP (0: off)."
     )

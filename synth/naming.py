@@ -22,6 +22,8 @@ def class_dirname(name: str) -> str:
         raise ValueError(f"class name {name!r} contains a path separator")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in clean):
         raise ValueError(f"class name {name!r} contains a control character")
+    if clean.casefold() == "metadata.jsonl":
+        raise ValueError(f"class name {name!r} is reserved for the dataset's manifest")
     if clean.startswith("."):
         raise ValueError(f"class name {name!r} starts with '.', which hides its folder")
     if len(clean.encode("utf-8")) > _MAX_NAME_BYTES:

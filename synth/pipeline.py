@@ -159,7 +159,7 @@ def _load(info: ModelInfo, revision: str | None):
         cls = getattr(diffusers, _SCHEDULERS[info.scheduler])
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
     pipe = pipe.to(info.device)
-    if info.device == "cuda":
+    if info.device == "cuda" and hasattr(pipe, "unet"):  # transformer models (SD3, Flux) have none
         pipe.unet.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -1,9 +1,9 @@
 """Config fuzzing: any value for any field is either rejected naming the field, or valid.
 
 "Valid" is judged by an oracle written here from the field descriptions, independently of the
-validators in synth/config.py. Inputs with a known, reported deviation (KNOWN_GAPS) are kept out
-of the broad properties and pinned by strict xfail tests: when synth/config.py is fixed, those
-tests pass, fail as XPASS, and their exclusion here can go.
+validators in synth/config.py. Inputs of the gaps this campaign found (KNOWN_GAPS, now fixed in
+synth/config.py and synth/naming.py) are kept out of the broad properties and pinned by their
+own tests below.
 """
 
 from __future__ import annotations
@@ -363,43 +363,36 @@ def test_overrides_are_validated_like_the_file(tmp_path_factory, overrides):
 # ------------------------------------------------------------------------ pinned known gaps
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["bool-as-number"])
 def test_config_rejects_booleans_for_numbers():
     with pytest.raises(ConfigError, match="`steps`"):
         parse_config(GenerationConfig, {"steps": True})
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["template-fields"])
 def test_config_rejects_template_fields_other_than_name():
     with pytest.raises(ConfigError, match="`prompt_template`"):
         parse_config(GenerationConfig, {"prompt_template": "a {name.upper}"})
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["manifest-class"])
 def test_config_rejects_a_class_named_like_the_manifest():
     with pytest.raises(ConfigError, match="`classes`"):
         parse_config(GenerationConfig, {"classes": ["apple", "metadata.jsonl"]})
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["unbounded-seeds"])
 def test_config_rejects_seeds_torch_cannot_take():
     with pytest.raises(ConfigError, match="`seeds`"):
         parse_config(ExperimentConfig, {"seeds": [2**70]})
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["infinite-ratio"])
 def test_config_rejects_infinite_synthetic_per_real():
     with pytest.raises(ConfigError, match="`synthetic_per_real`"):
         parse_config(RecipeConfig, {"name": "r", "kind": "real", "synthetic_per_real": math.inf})
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["blank-paths"])
 def test_config_rejects_blank_paths():
     with pytest.raises(ConfigError, match="`real_data`"):
         parse_config(ExperimentConfig, {"real_data": " "})
 
 
-@pytest.mark.xfail(strict=True, reason="`--set seed.x=1` on a file with `seed = 3`: TypeError")
 def test_override_below_a_scalar_is_a_config_error(tmp_path):
     path = tmp_path / "gen.toml"
     path.write_text("seed = 3\n")

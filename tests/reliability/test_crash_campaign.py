@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from synth.config import GenerationConfig
-from synth.dataset import plan_images, split_batches
+from synth.dataset import plan_images, prepare_output, split_batches
+from synth.generate import model_info
 from tests.reliability.audit import audit, compare_to_reference, final_images
-from tests.reliability.engine import record, run_in_child, write_toml
+from tests.reliability.engine import record, run_engine, run_in_child, write_toml
 
 POINTS = ("denoise-step", "before-rename", "before-manifest", "mid-manifest")
 CAMPAIGN_SEED = 20251125  # seeds the random crash points of the heavy campaigns
@@ -126,6 +127,18 @@ def test_engine_killed_three_times_in_a_row_resumes_exactly(tmp_path, crash_conf
     )
     assert figures["fired"] == [True, True, True], figures
     _assert_clean(figures)
+
+
+def test_resume_removes_temp_files_beside_dataset_json_too(tmp_path, crash_config):
+    """A kill while dataset.json is written leaves its temp file in the root, not in train/."""
+    out = tmp_path / "ds"
+    config = crash_config.model_copy(update={"images_per_class": 1})
+    run_engine(config, out)
+    (out / ".dataset.json.tmp-4242").write_text("{")
+    (out / "train" / "apple" / ".000000.png.tmp-4242").write_bytes(b"half")
+    state = prepare_output(out, config, model_info(config))
+    assert state.repairs["temp_files_removed"] == 2
+    assert not list(out.rglob("*.tmp-*"))
 
 
 @pytest.mark.heavy
