@@ -162,7 +162,8 @@ def main() -> None:
         ):
             start = time.perf_counter()
             cluster = stack.enter_context(local_cluster(workers, torch_threads=torch_threads))
-            client = stack.enter_context(Client(cluster))
+            # not the default client: prefect-dask would send every runner's tasks to it
+            client = stack.enter_context(Client(cluster, set_as_default=False))
             started = time.perf_counter() - start
             start = time.perf_counter()
             client.run(_load_pipeline, config.model_dump_json())

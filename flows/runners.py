@@ -101,6 +101,21 @@ class _DatasynthWorker(WorkerPlugin):
                 await drained
 
 
+def _prefect_api_url() -> str:
+    """The Prefect API this process reports to; the workers must report to the same one.
+
+    Without `PREFECT_API_URL` a flow run starts a temporary server of its own, and workers
+    that inherited no URL would each start another one.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return PREFECT_API_URL.value()
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
+
+
 def local_cluster(n_workers: int, gpus: Sequence[str] = (), torch_threads: int | None = None):
     """A loopback Dask cluster of `n_workers` one-task-at-a-time processes, one GPU each.
 
@@ -126,8 +141,9 @@ def local_cluster(n_workers: int, gpus: Sequence[str] = (), torch_threads: int |
         "silence_logs": logging.WARNING,
         "plugins": (_DatasynthWorker(torch_threads or torch.get_num_threads()),),
     }
+    api = {"PREFECT_API_URL": _prefect_api_url()}
     workers = {
-        name: {"cls": Nanny, "options": {**options, "env": env}}
+        name: {"cls": Nanny, "options": {**options, "env": {**env, **api}}}
         for name, env in zip(names, envs, strict=True)
     }
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}}

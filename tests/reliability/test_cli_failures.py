@@ -25,7 +25,7 @@ from tests.reliability.audit import audit, final_images
 from tests.reliability.disk import read_only, tree
 from tests.reliability.engine import record, write_toml
 
-pytestmark = pytest.mark.heavy
+pytestmark = [pytest.mark.heavy, pytest.mark.timeout(2400)]
 
 
 def cli(config: Path, out: Path, *args: str, env: dict | None = None, timeout: int = 600):

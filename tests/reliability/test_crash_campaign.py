@@ -142,6 +142,7 @@ def test_resume_removes_temp_files_beside_dataset_json_too(tmp_path, crash_confi
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(3600)  # dozens of processes; a loaded CI machine is slow
 def test_engine_killed_at_random_points_loses_nothing(tmp_path, crash_config, reference):
     rng = random.Random(CAMPAIGN_SEED)
     trials = []
@@ -189,6 +190,7 @@ def _cli(config: Path, out: Path, env: dict[str, str] | None = None):
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(3600)
 @pytest.mark.usefixtures("prefect_server")
 def test_cli_killed_at_random_points_loses_nothing(tmp_path, crash_config, reference):
     """A chain of SIGKILLed `datasynth generate` runs, each resuming the last, then a rerun."""

@@ -196,6 +196,7 @@ def _task_attempts(flow_run_id) -> int:
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(2400)
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.parametrize("rate", RATES)
 def test_flow_retries_transient_faults_to_a_byte_identical_dataset(
@@ -220,6 +221,7 @@ def test_flow_retries_transient_faults_to_a_byte_identical_dataset(
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(2400)
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_halves_batches_on_out_of_memory(tmp_path, small_config, clean_run, faulty):
     faulty("oom=3")
@@ -233,6 +235,7 @@ def test_flow_halves_batches_on_out_of_memory(tmp_path, small_config, clean_run,
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(2400)
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_retries_partial_batches_without_redoing_images(
     tmp_path, small_config, clean_run, faulty
