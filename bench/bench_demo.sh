@@ -10,6 +10,7 @@
 # `uv run` start-up included.
 #
 #     bash bench/bench_demo.sh [WORKDIR]     # WORKDIR defaults to a new temporary folder
+#     OMP_NUM_THREADS=1 bash bench/bench_demo.sh   # torch on one thread (see docs/BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +42,9 @@ cached=$(grep -c "Cached" "$work/rerun.log" || true)
 report="missing"
 [ -f "$out/report.html" ] && report="$out/report.html"
 echo
-echo "demo wall time, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# getconf, not nproc: nproc reports OMP_NUM_THREADS instead of the cores when it is set
+echo "demo wall time, $(getconf _NPROCESSORS_ONLN) cores," \
+    "OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| run | wall s | peak RSS MiB (largest process) | exit |"
 echo "|---|---:|---:|---:|"

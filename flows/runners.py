@@ -10,6 +10,11 @@
 - `dask://HOST:PORT` or `tcp://HOST:PORT`: an existing Dask scheduler. Its workers must import
   this project and reach the same Prefect API, dataset directory and result storage as the
   flow; pinning GPUs is then the cluster's business (`dask cuda worker` pins one per worker).
+  (prefect-dask sends tasks to the process's default `distributed.Client` when there is one,
+  whatever the address: create other clients with `set_as_default=False`.)
+
+Local workers report to the flow process's Prefect API: its `PREFECT_API_URL`, or the temporary
+server a flow run starts when none is set (workers left to themselves would each start one).
 
 GPU pinning of the local cluster: each worker is a separate process started by its own Nanny
 with `CUDA_VISIBLE_DEVICES` set to exactly one GPU; the Nanny sets it in the new process before
@@ -146,7 +151,9 @@ def local_cluster(n_workers: int, gpus: Sequence[str] = (), torch_threads: int |
         name: {"cls": Nanny, "options": {**options, "env": {**env, **api}}}
         for name, env in zip(names, envs, strict=True)
     }
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}}
+    # no dashboard; its HTTP server (health, metrics) on a free port, not 8787
+    scheduler_options = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": ":0"}
+    scheduler = {"cls": Scheduler, "options": scheduler_options}
     # Dask's Nanny writes OMP_NUM_THREADS=1 (and more) into *this* process's environment before
     # spawning; an empty list keeps later subprocesses of the flow process on torch's defaults.
     logging.getLogger("distributed").setLevel(logging.WARNING)  # no INFO chatter in the CLI

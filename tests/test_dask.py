@@ -202,6 +202,17 @@ def test_generate_cli_rejects_an_unknown_task_runner(tmp_path, tiny_model_dir):
     assert not (tmp_path / "ds").exists()
 
 
+def test_run_cli_rejects_an_unknown_task_runner(tmp_path, tiny_model_dir):
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo.toml"
+    result = _cli(
+        "run", str(demo), "--set", f"generation.model={tiny_model_dir}",
+        "--set", f"out={tmp_path / 'run'}", "--task-runner", "dask://nowhere",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "needs HOST:PORT" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.heavy
 @pytest.mark.usefixtures("prefect_server")
 def test_generate_cli_on_one_dask_worker_writes_the_same_dataset(tmp_path, tiny_model_dir):
