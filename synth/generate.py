@@ -32,26 +32,23 @@ class BatchResult:
     oom_splits: int
 
 
-def model_info(config: GenerationConfig) -> ModelInfo:
-    """Check the config's model can load and resolve its device/dtype, without loading it."""
-    return describe_model(
-        config.model,
+def _model_settings(config: GenerationConfig) -> dict:
+    return dict(
         revision=config.revision,
         device=config.device,
         dtype=config.dtype,
         scheduler=config.scheduler,
     )
+
+
+def model_info(config: GenerationConfig) -> ModelInfo:
+    """Check the config's model can load and resolve its device/dtype, without loading it."""
+    return describe_model(config.model, **_model_settings(config))
 
 
 def pipeline_for(config: GenerationConfig) -> LoadedPipeline:
     """The process-wide pipeline for `config` (loaded on first use)."""
-    return load_pipeline(
-        config.model,
-        revision=config.revision,
-        device=config.device,
-        dtype=config.dtype,
-        scheduler=config.scheduler,
-    )
+    return load_pipeline(config.model, **_model_settings(config))
 
 
 def _denoise_callback(fault: faults.BatchFault | None):
