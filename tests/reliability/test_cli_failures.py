@@ -9,6 +9,7 @@ into `error: ...`); those last checks xfail with the reason until it does.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +46,18 @@ def message_is_clear(stderr: str, *words: str) -> bool:
     )
 
 
+def last_error(stderr: str) -> str:
+    """The final `SomeError: message` of a traceback (rich wraps it: lines are joined back)."""
+    lines = stderr.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    return " ".join(lines[starts[-1] :]) if starts else (lines[-1] if lines else "")
+
+
 def xfail_unless_clear(stderr: str, *words: str) -> None:
     if not message_is_clear(stderr, *words):
         pytest.xfail(
             "flows/cli_generate.py prints a traceback instead of `error: ...` naming the file "
-            f"(see docs/RELIABILITY.md); stderr ends: {stderr.strip().splitlines()[-1][:200]}"
+            f"(see docs/RELIABILITY.md); it ends with: {last_error(stderr)[:300]}"
         )
 
 
@@ -124,7 +132,7 @@ def test_cli_on_a_full_disk_fails_keeps_the_manifest_valid_and_resumes(tmp_path,
     record(
         "cli-enospc-tmpfs",
         counted_when_full=crashed.counted,
-        message=full_err.strip().splitlines()[-1],
+        message=last_error(full_err),
         redone=redone,
         **final.problems(),
     )
@@ -146,7 +154,7 @@ def test_cli_on_a_read_only_folder_fails_and_writes_nothing(tmp_path, config16):
     rerun = cli(config, out)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert not audit(out, config16).problems()
-    record("cli-read-only", returncode=run.returncode, message=run.stderr.strip()[-300:])
+    record("cli-read-only", returncode=run.returncode, message=last_error(run.stderr))
     xfail_unless_clear(run.stderr, str(out))
 
 
@@ -210,6 +218,6 @@ def test_cli_whose_prefect_api_dies_fails_and_resumes_on_a_new_server(tmp_path, 
         counted_at_exit=crashed.counted,
         seconds_to_give_up=round(gave_up_after),
         returncode=run.returncode,
-        last_line=stderr.strip().splitlines()[-1][:200],
+        message=last_error(stderr)[:300],
     )
     xfail_unless_clear(stderr, "Prefect")
