@@ -6,7 +6,10 @@ Engine-level tests run synth in this process (fast, default suite); the flow-lev
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from synth import faults
 from synth.config import GenerationConfig
 from synth.dataset import plan_images, prepare_output, split_batches
 from synth.generate import generate_batch, model_info
+from synth.manifest import ManifestRow, append_rows, read_manifest
 from tests.reliability.audit import audit, compare_to_reference, final_images
 from tests.reliability.disk import read_only, tree
 from tests.reliability.engine import record, run_engine
@@ -142,6 +146,40 @@ def test_disk_full_fails_clearly_keeps_manifest_valid_and_resumes(
     same = compare_to_reference(out, clean_run)
     assert same.same_images and same.max_pixel_diff <= 2, same
     record("engine-enospc", what=what, nth=nth, message=str(info.value), **asdict(figures))
+
+
+def _row(i: int) -> ManifestRow:
+    return ManifestRow(
+        **{f.name: 0 if f.type == "int" else "x" for f in dataclasses.fields(ManifestRow)}
+        | {"file_name": f"apple/{i:06d}.png", "index": i, "guidance_scale": 1.0}
+    )
+
+
+def test_append_after_a_torn_row_does_not_weld_onto_it(tmp_path):
+    """A writer that died mid-row (another shard, or this process on a full disk) left a tail."""
+    path = tmp_path / "metadata.jsonl"
+    append_rows(path, [_row(0)])
+    with open(path, "ab") as fh:
+        fh.write(_row(1).to_json().encode()[:50])
+    append_rows(path, [_row(2)])
+    assert [r.index for r in read_manifest(path)] == [0, 2]
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_append_that_hits_a_full_disk_mid_row_is_rolled_back(tmp_path, monkeypatch):
+    path = tmp_path / "metadata.jsonl"
+    append_rows(path, [_row(0)])
+    real_write = os.write
+
+    def full_after_20_bytes(fd, data):
+        real_write(fd, bytes(data[:20]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("synth.manifest.os.write", full_after_20_bytes)
+    with pytest.raises(OSError, match="metadata.jsonl"):
+        append_rows(path, [_row(1)])
+    monkeypatch.undo()
+    assert path.read_bytes().endswith(b"\n") and [r.index for r in read_manifest(path)] == [0]
 
 
 # ----------------------------------------------------------------------------------- read-only
