@@ -4,14 +4,16 @@ Throughput modes, each generating a fresh dataset with the `generate-dataset` fl
 
 - `threads`: the default runner; one pipeline in the flow process, torch on all its threads.
 - `dask-1`, `dask-2`: `flows.runners.local_cluster` with 1 or 2 worker processes, each running
-  torch with this process's thread count (the default of `--task-runner dask`: same bytes as
+  torch with this process's thread count (what `--task-runner dask` does: the same bytes as
   `threads`, so the 2 workers share the cores).
-- `dask-2x1t`: 2 workers with 1 torch thread each: the scale-out a CPU could give, at the cost
-  of other image bytes (torch's thread count changes float summation order).
+- `threads-1t`, `dask-1x1t`, `dask-2x1t`: the same with one torch thread in every process (a
+  flow process under `OMP_NUM_THREADS=1`): the CPU scale-out, with the same bytes among the
+  three but other bytes than the modes above (torch's thread count changes float summation
+  order).
 
 Steady state: the clusters are started, every worker has loaded the pipeline and has run a
 warm-up flow before the timed runs; those one-time costs are reported apart. Timed runs are
-interleaved (threads, dask-1, dask-2, dask-2x1t, threads, ...) so that load from other
+interleaved (threads, dask-1, ..., dask-2x1t, threads, ...) so that load from other
 processes on the machine falls on every mode alike.
 
 Per-task overhead: a finished dataset is rerun with every batch cached, once split into
@@ -19,7 +21,7 @@ Per-task overhead: a finished dataset is rerun with every batch cached, once spl
 cost of one cached task run on that runner (submission, cache lookup, result read, state
 events) beyond the flow's fixed work.
 
-    uv run python bench/bench_dask.py [--per-class 32] [--batch 8] [--steps 4] [--reps 2]
+    uv run python bench/bench_dask.py [--per-class 32] [--batch 8] [--steps 4] [--reps 3]
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=32, help="images per class (2 classes)")
     parser.add_argument("--batch", type=int, default=8, help="images per batch task")
     parser.add_argument("--steps", type=int, default=4, help="denoising steps")
-    parser.add_argument("--reps", type=int, default=2, help="timed runs per mode")
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per mode")
     parser.add_argument("--tasks", type=int, default=64, help="cached tasks for the overhead")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "_bench_dask.md")
     args = parser.parse_args()
@@ -149,19 +151,34 @@ def main() -> None:
         warm_config = config.model_copy(update={"images_per_class": 2 * args.batch, "seed": 1})
         threads = torch.get_num_threads()
 
+        # (mode, Dask workers or 0 for the flow's own thread pool, torch threads per process)
+        modes = [
+            ("threads", 0, threads),
+            ("dask-1", 1, threads),
+            ("dask-2", 2, threads),
+            ("threads-1t", 0, 1),
+            ("dask-1x1t", 1, 1),
+            ("dask-2x1t", 2, 1),
+        ]
+        torch_threads = {mode: t for mode, _, t in modes}
+
+        def run(mode: str, cfg, out: Path) -> tuple[float, str]:
+            torch.set_num_threads(torch_threads[mode])  # the flow process's, for threads modes
+            try:
+                return _run(flows[mode], cfg, out)
+            finally:
+                torch.set_num_threads(threads)
+
         # One-time costs: start each cluster, load the pipeline everywhere, run a warm-up flow
         flows, one_time = {}, {}
-        start = time.perf_counter()
-        pipeline_for(config)
-        flows["threads"] = generate_dataset
-        one_time["threads"] = {"start": 0.0, "load": time.perf_counter() - start}
-        for mode, workers, torch_threads in (
-            ("dask-1", 1, None),
-            ("dask-2", 2, None),
-            ("dask-2x1t", 2, 1),
-        ):
+        for mode, workers, n_threads in modes:
             start = time.perf_counter()
-            cluster = stack.enter_context(local_cluster(workers, torch_threads=torch_threads))
+            if not workers:
+                pipeline_for(config)
+                flows[mode] = generate_dataset
+                one_time[mode] = {"start": 0.0, "load": time.perf_counter() - start}
+                continue
+            cluster = stack.enter_context(local_cluster(workers, torch_threads=n_threads))
             # not the default client: prefect-dask would send every runner's tasks to it
             client = stack.enter_context(Client(cluster, set_as_default=False))
             started = time.perf_counter() - start
@@ -172,17 +189,17 @@ def main() -> None:
                 task_runner=make_task_runner(cluster.scheduler_address)
             )
             one_time[mode] = {"start": started, "load": loaded}
-        for mode, flow in flows.items():
-            one_time[mode]["warm-up flow"], _ = _run(flow, warm_config, tmp / f"warm-{mode}")
+        for mode in flows:
+            one_time[mode]["warm-up flow"], _ = run(mode, warm_config, tmp / f"warm-{mode}")
             print(f"{mode}: one-time {one_time[mode]}", flush=True)
 
         # Throughput, interleaved
         seconds: dict[str, list[float]] = {mode: [] for mode in flows}
         digests: dict[str, set[str]] = {mode: set() for mode in flows}
         for rep in range(args.reps):
-            for mode, flow in flows.items():
+            for mode in flows:
                 out = tmp / f"{mode}-{rep}"
-                wall, digest = _run(flow, config, out)
+                wall, digest = run(mode, config, out)
                 seconds[mode].append(wall)
                 digests[mode].add(digest)
                 shutil.rmtree(out)
@@ -212,15 +229,16 @@ def main() -> None:
             print(f"{mode} overhead: {overhead[mode]}", flush=True)
     load_after = os.getloadavg()
 
-    reference = digests["threads"]
     base_s = statistics.median(seconds["threads"])
     throughput = []
     for mode in flows:
         med, once = statistics.median(seconds[mode]), one_time[mode]
-        same = "yes" if digests[mode] == reference and len(reference) == 1 else "no"
+        reference = "threads" if torch_threads[mode] == threads else "threads-1t"
+        same = len(digests[mode]) == 1 and digests[mode] == digests[reference]
         throughput.append(
-            f"| `{mode}` | {med:.1f} | {images / med:.2f} | {base_s / med:.2f}x "
-            f"| {once['start']:.1f} | {once['load']:.1f} | {once['warm-up flow']:.1f} | {same} |"
+            f"| `{mode}` | {torch_threads[mode]} | {med:.1f} | {images / med:.2f} "
+            f"| {base_s / med:.2f}x | {once['start']:.1f} | {once['load']:.1f} "
+            f"| {once['warm-up flow']:.1f} | {'yes' if same else 'NO'} (`{reference}`) |"
         )
     per_task = [
         f"| `{mode}` | {o['many']:.2f} | {o['one']:.2f} | {o['per_task_ms']:.0f} |"
@@ -250,15 +268,17 @@ def main() -> None:
         "interleaved runs. One-time costs (cluster start, pipeline load on every worker, a first "
         "warm-up flow run) are measured apart and not in images/s.",
         "",
-        "| mode | s per run | images/s | vs threads | cluster start (s) | pipeline load (s) "
-        "| warm-up run (s) | same digest as threads |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mode | torch threads per process | s per run | images/s | vs `threads` "
+        "| cluster start (s) | pipeline load (s) | warm-up run (s) | same digest as |",
+        "|---|---|---|---|---|---|---|---|---|",
         *throughput,
         "",
-        f"`dask-1` and `dask-2` run torch with the flow process's thread count ({threads}), as "
-        "`--task-runner dask` does so that every runner writes the same bytes; the workers of "
-        "`dask-2` then share the same cores. `dask-2x1t` gives each worker one thread (the CPU "
-        "scale-out), and some of its image bytes differ from the other modes'.",
+        f"`threads` is the default runner (the flow's pool, torch on its {threads} threads); "
+        "`dask-N` are `--task-runner dask --dask-workers N`, whose workers run torch with the "
+        "flow process's thread count so that every runner writes the same bytes. The `1t` "
+        "modes run every process with one torch thread (the flow process under "
+        "`OMP_NUM_THREADS=1`, hence its workers too): the same bytes among themselves, other "
+        "bytes than the default (torch's thread count changes float summation order).",
         "",
         f"Per-task overhead: a finished dataset rerun with every batch cached, as {args.tasks} "
         f"one-image batches and as one batch of {args.tasks}; median of {args.reps + 1} reruns.",
