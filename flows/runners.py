@@ -27,8 +27,10 @@ Same bytes whatever the runner: on a CPU, torch's intra-op thread count changes 
 order and so some image bytes. Every local worker therefore runs torch with the thread count of
 the flow process (what the `threads` runner uses), so a dataset made by 1 or N workers or by
 the thread pool is the same, digest for digest. On a CPU this oversubscribes the cores
-(N workers x all cores): Dask on a CPU is for testing the path, not for speed; see
-docs/BENCHMARKS.md.
+(N workers x all cores), which makes Dask slower than the thread pool there. To scale out on
+CPU cores, run the command under `OMP_NUM_THREADS=1`: the flow process and so every worker then
+use one torch thread, and the dataset is the one `OMP_NUM_THREADS=1` with the thread pool
+writes (docs/BENCHMARKS.md has the numbers).
 """
 
 from __future__ import annotations
