@@ -24,6 +24,8 @@ from sklearn.metrics import (
 )
 from torch import nn
 
+from synth.models import to_input  # one normalisation for training and evaluation
+
 __all__ = ["EvalMetrics", "compute_metrics", "evaluate_model", "predict_proba"]
 
 # Headline metrics in the order tables show them; `EvalMetrics.summary()` follows it.
@@ -106,11 +108,6 @@ class EvalMetrics:
         return {key: getattr(self, key) for key in SUMMARY_KEYS}
 
 
-def _to_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 N x 3 x S x S -> float in [-1, 1]: x/255 normalised with mean 0.5, std 0.5."""
-    return (images_uint8.float() / 255.0 - 0.5) / 0.5
-
-
 def _device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
@@ -157,7 +154,7 @@ def predict_proba(
     chunks = []
     with _eval_mode(model), torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = _to_input(images[start : start + batch_size].to(device))
+            x = to_input(images[start : start + batch_size].to(device))
             chunks.append(torch.softmax(model(x).float(), dim=1).cpu())
     if not chunks:
         raise ValueError("`images_uint8` is empty")

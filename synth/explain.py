@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from synth.evaluate import _device, _eval_mode, _to_input
+from synth.evaluate import _device, _eval_mode
+from synth.models import to_input
 from synth.plots import DPI, figure_to_image, text_label, to_hwc
 
 __all__ = ["Explanation", "explain_images", "shap_plot"]
@@ -153,8 +154,8 @@ def explain_images(
     names = tuple(str(n) for n in class_names)
     y = _check_inputs(background_uint8, images_uint8, labels, names, method, nsamples)
     device = _device(model)
-    bg = _to_input(_pick_background(background_uint8, seed).to(device))
-    x = _to_input(images_uint8.to(device))
+    bg = to_input(_pick_background(background_uint8, seed).to(device))
+    x = to_input(images_uint8.to(device))
 
     with _eval_mode(model):
         # 2. Predictions and the baseline the attributions are relative to
