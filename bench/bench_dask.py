@@ -99,7 +99,7 @@ def _load_pipeline(config_json: str) -> int:
 
     import tasks.generate  # noqa: F401  (what the first task would import)
     from synth.config import GenerationConfig
-    from synth.generate import pipeline_for
+    from synth.generation import pipeline_for
 
     pipeline_for(GenerationConfig.model_validate_json(config_json))
     return os.getpid()
@@ -130,8 +130,7 @@ def main() -> None:
         from flows.generate import generate_dataset
         from flows.runners import local_cluster, make_task_runner
         from synth.config import GenerationConfig
-        from synth.generate import pipeline_for
-        from synth.tiny_model import is_tiny_model, save_tiny_pipeline
+        from synth.generation import is_tiny_model, pipeline_for, save_tiny_pipeline
 
         model = REPO / ".datasynth" / "tiny-sd"
         if not is_tiny_model(str(model)):

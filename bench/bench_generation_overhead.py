@@ -44,8 +44,16 @@ import psutil
 import torch
 
 from synth.config import GenerationConfig
-from synth.dataset import plan_images, prepare_output, scan_dataset, split_batches, write_summary
-from synth.generate import generate_batch, model_info, pipeline_for
+from synth.generation import (
+    generate_batch,
+    model_info,
+    pipeline_for,
+    plan_images,
+    prepare_output,
+    scan_dataset,
+    split_batches,
+    write_summary,
+)
 from synth.lock import DatasetLock
 
 TARGET_RATIO = 1.10  # flow / bare: orchestration may cost at most 10% of the generation time
@@ -152,7 +160,7 @@ def tiny_config(model_dir: Path, per_class: int, batch: int, steps: int) -> Gene
 
 def build_tiny_model(tmp: Path) -> tuple[Path, float]:
     """`datasynth tiny-model` into `tmp`; returns the directory and the seconds it took."""
-    from synth.tiny_model import save_tiny_pipeline
+    from synth.generation import save_tiny_pipeline
 
     start = time.perf_counter()
     path = save_tiny_pipeline(tmp / "tiny-sd")
@@ -261,7 +269,7 @@ def profile_parts(config: GenerationConfig, tmp: Path) -> list[list[str]]:
     """Wall and CPU seconds of the flow's extra work for one dataset of `config`, part by part."""
     from prefect import flow
 
-    from synth.manifest import append_rows, read_manifest
+    from synth.generation import append_rows, read_manifest
     from synth.storage import atomic_write_bytes
     from tasks.generate import BatchSpec, generate_images
 

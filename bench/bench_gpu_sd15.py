@@ -66,7 +66,7 @@ def peak_flops(device_name: str) -> float | None:
 
 def build_pipeline(workdir: Path):
     """SD 1.5 with random weights, fp16 on the GPU, progress bar off (nothing else changed)."""
-    from synth.tiny_model import build_sd15_random_pipeline
+    from synth.generation import build_sd15_random_pipeline
 
     pipe = build_sd15_random_pipeline(workdir)
     pipe = pipe.to(device="cuda", dtype=torch.float16)

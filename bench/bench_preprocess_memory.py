@@ -50,7 +50,7 @@ def child(n: int, out: Path) -> None:
     read just after it.
     """
     from synth.config import PreprocessConfig
-    from synth.preprocess import build_tensor_set
+    from synth.data import build_tensor_set
 
     items = synthetic_items(synthetic_root(), n)
     import_peak = _status_bytes("VmHWM")

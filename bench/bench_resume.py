@@ -30,8 +30,7 @@ from bench_generation_overhead import (
 )
 
 from synth.config import GenerationConfig
-from synth.dataset import manifest_path
-from synth.manifest import read_manifest
+from synth.generation import manifest_path, read_manifest
 
 TARGET_FRACTION = 0.05  # a rerun of a complete dataset: under 5% of its generation time
 

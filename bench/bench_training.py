@@ -5,10 +5,10 @@ images: the 220 real training photos of data/fruits plus N synthetic 512 x 512 P
 many as the study generated).
 
 - cached (synth): `build_tensor_set` decodes and letterboxes every image ONCE into a uint8
-  N x 3 x 64 x 64 tensor file (a one-time cost, timed apart), then `synth.train.train_classifier`
-  trains from that tensor.
+  N x 3 x 64 x 64 tensor file (a one-time cost, timed apart), then
+  `synth.training.trainer.train_classifier` trains from that tensor.
 - study (torchvision): `ImageFolder` + a transform that decodes, letterboxes (the same
-  `synth.preprocess.letterbox`, LANCZOS, black bars) and converts every image in every epoch,
+  `synth.data.preprocess.letterbox`, LANCZOS, black bars) and converts every image in every epoch,
   through a `DataLoader` with `num_workers=0`, then with `num_workers=2` (default
   `persistent_workers=False`, as most scripts leave it).
 
@@ -48,16 +48,15 @@ from PIL import Image
 from torch import nn
 
 from synth.config import PreprocessConfig, TrainConfig
-from synth.models import StudyCNN, to_input
-from synth.preprocess import (
+from synth.data import (
     PreprocessItem,
     build_tensor_set,
+    import_real_dataset,
     letterbox,
     load_tensor_set,
     real_items,
 )
-from synth.realdata import import_real_dataset
-from synth.train import train_classifier
+from synth.training import StudyCNN, to_input, train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "data" / "fruits"

@@ -31,12 +31,17 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-import synth.preprocess
+import synth.data.preprocess
 from synth.config import ExperimentConfig, PreprocessConfig, RecipeConfig, TrainConfig, load_config
-from synth.evaluate import EvalMetrics, evaluate_model
-from synth.preprocess import build_tensor_set, load_tensor_set, real_items
-from synth.realdata import RealDataset, import_real_dataset
-from synth.recipes import mean_ci, train_recipe
+from synth.data import (
+    RealDataset,
+    build_tensor_set,
+    import_real_dataset,
+    load_tensor_set,
+    real_items,
+)
+from synth.evaluation import EvalMetrics, evaluate_model
+from synth.training import mean_ci, train_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "configs" / "replication-real-only.toml"
@@ -81,13 +86,13 @@ class SeedRun:
 @contextmanager
 def _resample(filter_: Image.Resampling | None) -> Iterator[None]:
     """Swap synth's letterbox filter for a variant (module constant), then restore it."""
-    saved = synth.preprocess.RESAMPLE
+    saved = synth.data.preprocess.RESAMPLE
     if filter_ is not None:
-        synth.preprocess.RESAMPLE = filter_
+        synth.data.preprocess.RESAMPLE = filter_
     try:
         yield
     finally:
-        synth.preprocess.RESAMPLE = saved
+        synth.data.preprocess.RESAMPLE = saved
 
 
 def run_variant(

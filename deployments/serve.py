@@ -17,29 +17,18 @@ from prefect.schedules import Cron
 from flows.experiment import experiment
 from flows.generate import generate_dataset
 from flows.nightly import nightly_regeneration
-from synth.config import ExperimentConfig, load_config
-from synth.tiny_model import is_tiny_model, save_tiny_pipeline
+from synth.config import ExperimentConfig
+from synth.demo import demo_config, ensure_tiny_model
 
 __all__ = ["NIGHTLY_CRON", "build_deployments", "default_config", "serve_all"]
 
-REPO = Path(__file__).resolve().parents[1]
 NIGHTLY_CRON = "0 2 * * *"
 
 
-def default_config(repo: Path = REPO) -> ExperimentConfig:
-    """The demo config with absolute paths: the form's defaults run offline as they are."""
-    tiny = repo / ".datasynth" / "tiny-sd"
-    if not is_tiny_model(str(tiny)):
-        save_tiny_pipeline(tiny)
-    return load_config(
-        repo / "configs" / "demo.toml",
-        ExperimentConfig,
-        {
-            "generation.model": str(tiny),
-            "real_data": str(repo / "data" / "fruits"),
-            "out": str(repo / "runs" / "ui"),
-        },
-    )
+def default_config() -> ExperimentConfig:
+    """The demo config (synth/demo.py) into runs/ui: the form's defaults run offline as they are."""
+    ensure_tiny_model()
+    return demo_config("runs/ui")
 
 
 def build_deployments(timezone: str = "UTC", config: ExperimentConfig | None = None) -> list:

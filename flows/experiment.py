@@ -9,7 +9,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.generate import generate_dataset
 from synth.config import ExperimentConfig
-from synth.tiny_model import is_tiny_model
+from synth.generation import is_tiny_model
 from tasks.caching import resolve_checked, run_checked
 from tasks.evaluate import evaluate, explain
 from tasks.preprocess import preprocess_real_split, preprocess_synthetic_set

@@ -10,17 +10,15 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from synth.config import GenerationConfig
+from synth.generation import BatchSpec, DatasetRef, Shard
 from synth.lock import DatasetLock
 from tasks.generate import (
-    BatchSpec,
-    DatasetRef,
     generate_images,
     plan_generation,
     publish_generation_report,
     verify_dataset,
 )
 from tasks.progress import StepProgress
-from tasks.shards import plan_shard, verify_shard
 
 __all__ = ["generate_dataset"]
 
@@ -31,8 +29,8 @@ __all__ = ["generate_dataset"]
 def generate_dataset(
     config: GenerationConfig,
     out: str,
-    retries: int = 3,
-    retry_delay_seconds: float = 5.0,
+    retries: int | None = None,
+    retry_delay_seconds: float | None = None,
     shard_index: int = 0,
     shard_count: int = 1,
 ) -> DatasetRef:
@@ -44,19 +42,21 @@ def generate_dataset(
 
     Shards (several workers on one dataset): with `shard_count` > 1 this run takes only the
     batches numbered `shard_index` modulo `shard_count`, beside the other shards' runs, and
-    plans, repairs and verifies only those (see synth/shards.py); the run that finds the whole
-    dataset complete writes `dataset.json`. All shards of a dataset use the same `shard_count`.
+    plans, repairs and verifies only those (see synth/generation/plan.py); the run that finds
+    the whole dataset complete writes `dataset.json`. All shards of a dataset use the same
+    `shard_count`. `retries` and `retry_delay_seconds` override the batch task's own policy
+    (tasks/retries.py) only when given.
     """
     start = time.perf_counter()
     out = str(Path(out).resolve())
-    shard = (shard_index, shard_count)
-    whole = shard_count == 1
-    with DatasetLock(Path(out), shard=shard):
+    shard = Shard(shard_index, shard_count)
+    with DatasetLock(Path(out), shard=(shard.index, shard.count)):
         # Step 1: plan
-        plan = plan_generation(config, out) if whole else plan_shard(config, out, shard)
+        plan = plan_generation(config, out, shard)
         print(f"{plan.missing} of {plan.total} images to generate in {out}; repairs {plan.repairs}")
+        overrides = {"retries": retries, "retry_delay_seconds": retry_delay_seconds}
         batch_task = generate_images.with_options(
-            retries=retries, retry_delay_seconds=retry_delay_seconds
+            **{k: v for k, v in overrides.items() if v is not None}
         )
         # Step 2: one task per batch
         progress = StepProgress(len(plan.batches), "generation-progress", "Batches finished")
@@ -78,14 +78,12 @@ def generate_dataset(
         if failures:
             raise failures[0]
         # Step 3: verify; a stale cache hit or a lost file is regenerated here
-        ref, missing = verify_dataset(config, out) if whole else verify_shard(config, out, shard)
+        ref, missing = verify_dataset(config, out, shard)
         if missing:
             print(f"{len(missing)} images missing after the batches; regenerating them")
             repair = BatchSpec(number=plan.batches[-1].number + 1, items=missing)
             results.append(batch_task.with_options(refresh_cache=True)(config, out, repair))
-            ref, missing = (
-                verify_dataset(config, out) if whole else verify_shard(config, out, shard)
-            )
+            ref, missing = verify_dataset(config, out, shard)
             if missing:
                 raise RuntimeError(f"{len(missing)} images still missing from {out}")
     # Step 4: report

@@ -5,8 +5,8 @@
 - `dask`: a temporary local Dask cluster, created when the flow run starts and closed when it
   ends. One worker process per visible CUDA GPU, or `workers` CPU workers (default 2) when there
   is no GPU or the config says `device = "cpu"`. Each worker runs one task at a time
-  (`nthreads=1`) and loads the pipeline once, on its first batch (`synth.pipeline` caches it
-  per process).
+  (`nthreads=1`) and loads the pipeline once, on its first batch
+  (`synth.generation.model_loader` caches it per process).
 - `dask://HOST:PORT` or `tcp://HOST:PORT`: an existing Dask scheduler. Its workers must import
   this project and reach the same Prefect API, dataset directory and result storage as the
   flow; pinning GPUs is then the cluster's business (`dask cuda worker` pins one per worker).
@@ -43,6 +43,8 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from synth.errors import InputError
+
 __all__ = [
     "apply_task_runner",
     "local_cluster",
@@ -70,11 +72,11 @@ def visible_gpus() -> tuple[str, ...]:
 def worker_envs(n_workers: int, gpus: Sequence[str]) -> list[dict[str, str]]:
     """Environment of each local worker: with GPUs, worker i sees only `gpus[i]`."""
     if n_workers < 1:
-        raise ValueError(f"`workers` must be at least 1, got {n_workers}")
+        raise InputError(f"`workers` must be at least 1, got {n_workers}")
     if not gpus:
         return [{} for _ in range(n_workers)]
     if n_workers > len(gpus):
-        raise ValueError(
+        raise InputError(
             f"`workers` is {n_workers} but only {len(gpus)} GPU(s) are visible "
             f"({', '.join(gpus)}): one worker per GPU at most"
         )
@@ -171,7 +173,7 @@ def _address(spec: str) -> str | None:
         return None
     host, colon, port = rest.rpartition(":")
     if not (host and colon and port.isdigit()):
-        raise ValueError(f"`task_runner` {spec!r} needs HOST:PORT after '{scheme}://'")
+        raise InputError(f"`task_runner` {spec!r} needs HOST:PORT after '{scheme}://'")
     return f"{'tcp' if scheme == 'dask' else scheme}://{rest}"
 
 
@@ -189,12 +191,12 @@ def make_task_runner(
         return ThreadPoolTaskRunner()
     address = _address(spec)
     if spec != "dask" and address is None:
-        raise ValueError(f"`task_runner` must be {SPECS}, got {spec!r}")
+        raise InputError(f"`task_runner` must be {SPECS}, got {spec!r}")
     from prefect_dask import DaskTaskRunner
 
     if address is not None:
         if workers is not None:
-            raise ValueError("`workers` applies to a local cluster ('dask'), not to an address")
+            raise InputError("`workers` applies to a local cluster ('dask'), not to an address")
         return DaskTaskRunner(address=address)
     gpus = tuple(visible_gpus() if gpus is None else gpus)
     n_workers = workers or len(gpus) or DEFAULT_CPU_WORKERS
@@ -211,7 +213,7 @@ def apply_task_runner(flow: Any, spec: str, *, workers: int | None = None, devic
     """
     if spec == "threads":
         if workers is not None:
-            raise ValueError("`dask_workers` only applies to `--task-runner dask`")
+            raise InputError("`dask_workers` only applies to `--task-runner dask`")
         return flow
     runner = make_task_runner(spec, workers=workers, gpus=() if device == "cpu" else None)
     return flow.with_options(task_runner=runner)

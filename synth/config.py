@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from synth.errors import ConfigError
 from synth.naming import validate_class_names
 
 __all__ = [
@@ -33,10 +34,6 @@ M = TypeVar("M", bound=BaseModel)
 SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 Scheduler = Literal["default", "ddim", "pndm", "euler", "euler-ancestral", "dpm-solver", "unipc"]
-
-
-class ConfigError(ValueError):
-    """A config file or value is invalid; the message names every bad field."""
 
 
 _BLANK_ALLOWED = {"negative_prompt"}
@@ -258,13 +255,21 @@ class TrainConfig(_Frozen):
     )
 
 
+def _recipe_kinds() -> list[str]:
+    from synth.training.recipes import RECIPES  # the registry imports this module: load late
+
+    return list(RECIPES)
+
+
 class RecipeConfig(_Frozen):
     """One training recipe: which images train the model."""
 
     name: str = Field(description="Unique name used in reports and cache keys.", min_length=1)
-    kind: Literal["real", "synthetic", "mix", "real-plus-synthetic", "pretrain-finetune"] = Field(
-        description="real only; synthetic only; a fixed-size mix; real + k synthetic per real; "
-        "pretrain on synthetic then fine-tune on real."
+    kind: str = Field(
+        description="How the training images are chosen: a key of the recipe registry "
+        "(synth/training/recipes.py `RECIPES`): real, synthetic, mix, real-plus-synthetic, "
+        "pretrain-finetune.",
+        json_schema_extra=lambda schema: schema.update(enum=_recipe_kinds()),
     )
     synthetic_fraction: float = Field(
         default=0.5, ge=0.0, le=1.0, description="'mix': share of synthetic images."
@@ -278,6 +283,14 @@ class RecipeConfig(_Frozen):
         le=1000.0,
         description="'real-plus-synthetic': synthetic images per real one.",
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, kind: str) -> str:
+        kinds = _recipe_kinds()
+        if kind not in kinds:
+            raise ValueError(f"recipe kind {kind!r} is not one of {kinds}")
+        return kind
 
     @field_validator("name")
     @classmethod

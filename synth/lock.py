@@ -12,13 +12,18 @@ import fcntl
 import os
 from pathlib import Path
 
-from synth.shards import validate_shard
+from synth.errors import DatasetLockedError, InputError
 
-__all__ = ["DatasetLock", "DatasetLockedError"]
+__all__ = ["DatasetLock", "DatasetLockedError", "validate_shard"]
 
 
-class DatasetLockedError(RuntimeError):
-    """Another run is writing to the same output directory."""
+def validate_shard(index: int, count: int) -> None:
+    """Raise `InputError` unless 0 <= index < count."""
+    if count < 1 or not 0 <= index < count:
+        raise InputError(
+            f"`shard_index` must be in 0..{count - 1} and `shard_count` at least 1, "
+            f"got shard_index={index}, shard_count={count}"
+        )
 
 
 class DatasetLock:

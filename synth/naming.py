@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from synth.errors import InputError
+
 __all__ = ["class_dirname", "validate_class_names"]
 
 _MAX_NAME_BYTES = 200  # leaves room for a file name under the 255-byte limit of most filesystems
@@ -12,22 +14,22 @@ _MAX_NAME_BYTES = 200  # leaves room for a file name under the 255-byte limit of
 def class_dirname(name: str) -> str:
     """The directory name for class `name`, or `ValueError` saying why it cannot be one."""
     if not isinstance(name, str):
-        raise ValueError(f"class name must be a string, got {type(name).__name__}")
+        raise InputError(f"class name must be a string, got {type(name).__name__}")
     clean = unicodedata.normalize("NFC", name.strip())
     if not clean:
-        raise ValueError(f"class name {name!r} is empty")
+        raise InputError(f"class name {name!r} is empty")
     if clean in (".", ".."):
-        raise ValueError(f"class name {name!r} is not allowed (it means a directory)")
+        raise InputError(f"class name {name!r} is not allowed (it means a directory)")
     if "/" in clean or "\\" in clean:
-        raise ValueError(f"class name {name!r} contains a path separator")
+        raise InputError(f"class name {name!r} contains a path separator")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in clean):
-        raise ValueError(f"class name {name!r} contains a control character")
+        raise InputError(f"class name {name!r} contains a control character")
     if clean.casefold() == "metadata.jsonl":
-        raise ValueError(f"class name {name!r} is reserved for the dataset's manifest")
+        raise InputError(f"class name {name!r} is reserved for the dataset's manifest")
     if clean.startswith("."):
-        raise ValueError(f"class name {name!r} starts with '.', which hides its folder")
+        raise InputError(f"class name {name!r} starts with '.', which hides its folder")
     if len(clean.encode("utf-8")) > _MAX_NAME_BYTES:
-        raise ValueError(f"class name {name[:40]!r}... is longer than {_MAX_NAME_BYTES} bytes")
+        raise InputError(f"class name {name[:40]!r}... is longer than {_MAX_NAME_BYTES} bytes")
     return clean
 
 
@@ -42,6 +44,6 @@ def validate_class_names(names: list[str]) -> list[str]:
     for name, dirname in zip(names, dirnames, strict=True):
         key = unicodedata.normalize("NFKC", dirname).casefold()
         if key in seen:
-            raise ValueError(f"class names {seen[key]!r} and {name!r} are duplicates")
+            raise InputError(f"class names {seen[key]!r} and {name!r} are duplicates")
         seen[key] = name
     return dirnames

@@ -5,14 +5,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
 from synth import faults
 
-__all__ = ["TEMP_MARKER", "atomic_write_bytes", "encode_png", "remove_stray_temps", "sha256_file"]
+__all__ = [
+    "TEMP_MARKER",
+    "FileRef",
+    "atomic_write_bytes",
+    "content_key",
+    "encode_png",
+    "is_valid",
+    "remove_stray_temps",
+    "sha256_file",
+]
 
 TEMP_MARKER = ".tmp-"  # temp files are ".<name>.tmp-<pid>" beside their target
 
@@ -74,3 +85,22 @@ def remove_stray_temps(root: Path) -> list[Path]:
             tmp.unlink()
             removed.append(tmp)
     return removed
+
+
+class FileRef(Protocol):
+    """What tasks pass around for a written file: its path and the sha256 it was written with."""
+
+    path: str
+    digest: str
+
+
+def is_valid(ref: FileRef) -> bool:
+    """True while the file `ref` points at exists with the digest recorded when it was written."""
+    path = Path(ref.path)
+    return path.is_file() and sha256_file(path) == ref.digest
+
+
+def content_key(*parts: object) -> str:
+    """A short digest of `parts` (JSON-able values): names a derived file after its inputs."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""The cache rule of DESIGN.md: files on disk are the truth, Prefect's cache only a shortcut.
+"""The cache rule (docs/ARCHITECTURE.md): files on disk are the truth, the cache a shortcut.
 
 Tasks that write files are cached on INPUTS + TASK_SOURCE. A cached result is a reference to a
 file (path + digest); `run_checked` re-runs the task, bypassing the cache, when that file is gone
@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from synth.experiment import is_valid
+from synth.storage import is_valid
 
 __all__ = ["FILE_CACHE", "resolve_checked", "run_checked"]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prefect import task
 
-from synth.experiment import EvalRecord, evaluate_checkpoint, explain_checkpoint
-from synth.preprocess import TensorSet
-from synth.train import Checkpoint
+from synth.data import TensorSet
+from synth.evaluation import EvalRecord, evaluate_checkpoint, explain_checkpoint
+from synth.training import Checkpoint
 from tasks.caching import FILE_CACHE
 
 __all__ = ["evaluate", "explain"]

@@ -1,106 +1,49 @@
-"""Prefect tasks of generation: plan + repair, one task per batch, verify, publish."""
+"""Prefect tasks of generation: plan + repair, one task per batch, verify, publish.
+
+A whole dataset is shard 0 of 1 (see `synth.generation.plan`): the same tasks serve both.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_table_artifact,
-)
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from synth.config import GenerationConfig
-from synth.dataset import (
+from synth.generation import (
+    BatchResult,
+    BatchSpec,
+    DatasetRef,
+    GenerationPlan,
     PlannedImage,
-    plan_images,
-    prepare_output,
-    scan_dataset,
-    split_batches,
-    write_summary,
+    Shard,
+    generate_batch,
+    model_info,
 )
-from synth.generate import BatchResult, generate_batch, model_info
+from synth.generation import plan_generation as plan_output
+from synth.generation import verify_dataset as verify_output
 from synth.naming import validate_class_names
-from synth.pipeline import ModelUnavailableError
-from synth.report import contact_sheet, generation_rows, markdown_image
+from synth.reporting import contact_sheet, generation_rows, markdown_image
+from tasks.retries import BATCH_RETRIES, BATCH_RETRY_DELAYS, is_transient
 
-__all__ = [
-    "BatchSpec",
-    "DatasetRef",
-    "GenerationPlan",
-    "generate_images",
-    "plan_generation",
-    "publish_generation_report",
-    "verify_dataset",
-]
+__all__ = ["generate_images", "plan_generation", "publish_generation_report", "verify_dataset"]
 
 
-@dataclass(frozen=True)
-class BatchSpec:
-    """A fixed batch of the plan: the same images on every run, hence a stable cache key."""
-
-    number: int
-    items: tuple[PlannedImage, ...]
-
-
-@dataclass(frozen=True)
-class GenerationPlan:
-    """The batches of a dataset and which of them had files missing when planned."""
-
-    out: str
-    batches: tuple[BatchSpec, ...]
-    incomplete: frozenset[int]
-    missing: int
-    total: int
-    repairs: dict[str, int]
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """A finished synthetic dataset: where it is, what it holds, and its content digest."""
-
-    root: str
-    digest: str
-    counts: dict[str, int]
-    images: int
-
-
-def _input_error(task, task_run, state) -> bool:
-    """Retry transient failures only: a bad config or a missing model fails at once."""
-    try:
-        state.result()
-    except (ModelUnavailableError, ValueError):
-        return False
-    except Exception:
-        return True
-    return True
-
-
-@task(name="plan-generation")
-def plan_generation(config: GenerationConfig, out: str) -> GenerationPlan:
-    """Repair crash leftovers in `out` and plan fixed batches, marking the complete ones."""
-    state = prepare_output(Path(out), config, model_info(config))
-    missing = {item.file_name for item in state.missing}
-    batches = tuple(
-        BatchSpec(n, items)
-        for n, items in enumerate(split_batches(plan_images(config), config.batch_size))
-    )
-    incomplete = frozenset(
-        b.number for b in batches if any(i.file_name in missing for i in b.items)
-    )
-    total = len(config.classes) * config.images_per_class
-    return GenerationPlan(out, batches, incomplete, len(missing), total, state.repairs)
+@task(name="plan-generation", task_run_name="plan-generation-{shard.index}-of-{shard.count}")
+def plan_generation(config: GenerationConfig, out: str, shard: Shard) -> GenerationPlan:
+    """Repair crash leftovers in `out` and plan the shard's fixed batches."""
+    return plan_output(Path(out), config, model_info(config), shard)
 
 
 @task(
     name="generate-batch",
     task_run_name="generate-batch-{batch.number}",
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=_input_error,
+    retries=BATCH_RETRIES,
+    retry_delay_seconds=BATCH_RETRY_DELAYS,
+    retry_condition_fn=is_transient,
     cache_policy=INPUTS + TASK_SOURCE,
     persist_result=True,
 )
@@ -109,16 +52,12 @@ def generate_images(config: GenerationConfig, out: str, batch: BatchSpec) -> Bat
     return generate_batch(config, Path(out), batch.items)
 
 
-@task(name="verify-dataset")
+@task(name="verify-dataset", task_run_name="verify-dataset-{shard.index}-of-{shard.count}")
 def verify_dataset(
-    config: GenerationConfig, out: str
+    config: GenerationConfig, out: str, shard: Shard
 ) -> tuple[DatasetRef, tuple[PlannedImage, ...]]:
-    """Check every planned image is on disk with its sha256; write `dataset.json` when complete."""
-    state = scan_dataset(Path(out), config)
-    if not state.missing:
-        write_summary(Path(out), config, state)
-    ref = DatasetRef(out, state.digest, state.counts, sum(state.counts.values()))
-    return ref, state.missing
+    """Check the shard's planned images are on disk with their sha256; `dataset.json` when done."""
+    return verify_output(Path(out), config, shard)
 
 
 @task(name="publish-generation-report")

@@ -7,9 +7,7 @@ from pathlib import Path
 from prefect import task
 
 from synth.config import PreprocessConfig
-from synth.experiment import preprocess_real, preprocess_synthetic
-from synth.preprocess import TensorSet
-from synth.realdata import RealDataset
+from synth.data import RealDataset, TensorSet, preprocess_real, preprocess_synthetic
 from tasks.caching import FILE_CACHE
 
 __all__ = ["preprocess_real_split", "preprocess_synthetic_set"]

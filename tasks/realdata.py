@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from synth.realdata import RealDataset, import_real_dataset, write_import_report
+from synth.data import RealDataset, import_real_dataset, write_import_report
 
 __all__ = ["import_real"]
 

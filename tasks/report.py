@@ -13,10 +13,10 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from synth.experiment import EvalRecord
-from synth.preprocess import TensorSet
+from synth.data import TensorSet
+from synth.evaluation import EvalRecord
+from synth.reporting import build_study_report
 from synth.storage import atomic_write_bytes
-from synth.study_report import build_study_report
 
 __all__ = ["publish_study_report"]
 
@@ -51,12 +51,13 @@ def publish_study_report(
     out.mkdir(parents=True, exist_ok=True)
     html_path = out / "report.html"
     atomic_write_bytes(html_path, report.html.encode("utf-8"))
-    payload = {"recipes": report.table, "runs": report.records}
+    payload = {"recipes": [s.to_dict() for s in report.summaries], "runs": report.records}
     atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=2).encode())
     atomic_write_bytes(
         out / "metrics.csv", pd.DataFrame(report.records).to_csv(index=False).encode()
     )
-    create_table_artifact(report.table, key=f"{key}-metrics", description="Recipes: mean ± 95% CI")
+    table = [s.table_row() for s in report.summaries]
+    create_table_artifact(table, key=f"{key}-metrics", description="Recipes: mean ± 95% CI")
     create_markdown_artifact(report.markdown, key=f"{key}-report")
     create_link_artifact(
         html_path.resolve().as_uri(), link_text="report.html", key=f"{key}-report-file"

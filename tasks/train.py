@@ -7,9 +7,8 @@ from pathlib import Path
 from prefect import task
 
 from synth.config import RecipeConfig, TrainConfig
-from synth.experiment import train_checkpoint
-from synth.preprocess import TensorSet
-from synth.train import Checkpoint
+from synth.data import TensorSet
+from synth.training import Checkpoint, train_checkpoint
 from tasks.caching import FILE_CACHE
 
 __all__ = ["train_recipe_seed"]

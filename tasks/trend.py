@@ -8,15 +8,15 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from synth.config import ExperimentConfig
-from synth.plots import trend_plot
-from synth.report import markdown_image
-from synth.versions import (
+from synth.reporting import (
     VersionInfo,
     VersionSlot,
     finish_version,
     list_versions,
+    markdown_image,
     open_version,
     prune_versions,
+    trend_plot,
     trend_rows,
     trend_table,
 )

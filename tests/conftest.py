@@ -105,7 +105,7 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The tiny random SD pipeline, saved once per session like any diffusers model."""
-    from synth.tiny_model import save_tiny_pipeline
+    from synth.generation import save_tiny_pipeline
 
     return save_tiny_pipeline(_SESSION_DIR / "tiny-sd")
 

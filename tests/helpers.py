@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from synth.dataset import manifest_path
-from synth.manifest import read_manifest
+from synth.generation import manifest_path, read_manifest
 from synth.storage import TEMP_MARKER, sha256_file
 
 

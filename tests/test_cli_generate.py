@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from synth.dataset import manifest_path
-from synth.manifest import read_manifest
+from synth.generation import manifest_path, read_manifest
 from tests.helpers import assert_dataset_intact, file_ids
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from synth.config import ConfigError, ExperimentConfig, GenerationConfig, load_config, parse_config
+from synth.config import ExperimentConfig, GenerationConfig, load_config, parse_config
+from synth.errors import ConfigError
 
 
 def _write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from synth.evaluate import (
+from synth.evaluation import (
     ClassReport,
     Misclassified,
     compute_metrics,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from synth.explain import Explanation, explain_images, shap_plot
+from synth.evaluation import Explanation, explain_images, shap_plot
 
 SIZE = 16
 NAMES = ("apple", "<script>", r"bad $\frac$ name")

@@ -12,7 +12,8 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.generate import generate_dataset
-from synth.lock import DatasetLock, DatasetLockedError
+from synth.errors import DatasetLockedError
+from synth.lock import DatasetLock
 from tests.helpers import assert_dataset_intact, file_ids
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

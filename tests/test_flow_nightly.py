@@ -10,7 +10,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.nightly import nightly_regeneration
 from synth.config import ExperimentConfig, RecipeConfig, TrainConfig
-from synth.versions import list_versions
+from synth.reporting import list_versions
 from tests.helpers import assert_dataset_intact
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

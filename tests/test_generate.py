@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synth.dataset import manifest_path, prepare_output, scan_dataset, split_batches
-from synth.generate import generate_batch, model_info
-from synth.manifest import read_manifest
+from synth.generation import (
+    generate_batch,
+    manifest_path,
+    model_info,
+    prepare_output,
+    read_manifest,
+    scan_dataset,
+    split_batches,
+)
 from tests.helpers import assert_dataset_intact
 
 

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from synth.lock import DatasetLock, DatasetLockedError
+from synth.errors import DatasetLockedError
+from synth.lock import DatasetLock
 
 
 def test_dataset_lock_refuses_a_second_holder_with_its_pid(tmp_path):

@@ -1,6 +1,12 @@
 import dataclasses
 
-from synth.manifest import ManifestRow, append_rows, dataset_digest, read_manifest, repair_manifest
+from synth.generation import (
+    ManifestRow,
+    append_rows,
+    dataset_digest,
+    read_manifest,
+    repair_manifest,
+)
 
 
 def _row(i: int, sha: str = "ab") -> ManifestRow:

@@ -1,4 +1,4 @@
-"""Tests of synth.models: the study CNN's exact architecture, ResNet-18, the input transform."""
+"""models: the study CNN's exact architecture, ResNet-18, the input transform."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from synth.models import StudyCNN, build_model, to_input
+from synth.training import StudyCNN, build_model, to_input
 
 
 def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:

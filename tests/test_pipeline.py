@@ -2,7 +2,8 @@ import time
 
 import pytest
 
-from synth.pipeline import ModelUnavailableError, describe_model, load_pipeline
+from synth.errors import ModelUnavailableError
+from synth.generation import describe_model, load_pipeline
 
 
 def test_describe_model_fails_fast_for_unreachable_hub_id(monkeypatch):

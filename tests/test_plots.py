@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from synth import plots
-from synth.evaluate import compute_metrics
+from synth import figures
+from synth.evaluation import MetricSummary, RecipeSummary, compute_metrics
+from synth.reporting import TrendPoint, plots
 from synth.storage import encode_png
 
 NAMES = ("apple", "<script>", r"bad $\frac$ name")
@@ -88,36 +89,42 @@ def test_sample_grid_has_one_row_per_title(images):
 
 def test_recipe_bar_plot_draws_means_with_ci(metrics):
     rows = [
-        {"recipe": "real", "accuracy_mean": 0.96, "accuracy_ci": 0.02},
-        {"recipe": "<script>", "accuracy_mean": 0.61, "accuracy_ci": None},
-        {"recipe": "mix 50/50", "accuracy_mean": 0.9, "accuracy_ci": 0.05},
+        RecipeSummary("real", "test", 3, {"accuracy": MetricSummary(0.96, 0.02)}),
+        RecipeSummary("<script>", "test", 1, {"accuracy": MetricSummary(0.61, 0.0)}),
+        RecipeSummary("mix 50/50", "test", 3, {"accuracy": MetricSummary(0.9, 0.05)}),
+        RecipeSummary("undefined", "test", 3, {"accuracy": None}),
     ]
-    _check_rgb(plots.recipe_bar_plot(rows))
-    with pytest.raises(ValueError, match="f1_macro_mean"):
-        plots.recipe_bar_plot(rows, metric="f1_macro")
+    bars = plots.recipe_bar_plot(rows)
+    _check_rgb(bars)
+    no_bars = plots.recipe_bar_plot(rows, metric="f1_macro")  # no recipe has it
+    _check_rgb(no_bars)
+    assert no_bars.size != bars.size
 
 
 def test_trend_plot_draws_one_line_per_recipe():
+    def point(version: str, recipe: str, mean: float, ci: float) -> TrendPoint:
+        return TrendPoint(version, "", recipe, MetricSummary(mean, ci), 4, "ab")
+
     rows = [
-        {"version": "2024-01-01", "recipe": "real", "accuracy_mean": 0.9, "accuracy_ci": 0.03},
-        {"version": "2024-01-01", "recipe": "synthetic", "accuracy": 0.5},
-        {"version": "2024-01-02", "recipe": "real", "accuracy_mean": 0.92},
-        {"version": "2024-01-02", "recipe": "synthetic", "accuracy": 0.55},
+        point("2024-01-01", "real", 0.9, 0.03),
+        point("2024-01-01", "synthetic", 0.5, 0.1),
+        point("2024-01-02", "real", 0.92, 0.02),
+        point("2024-01-02", "synthetic", 0.55, 0.1),
     ]
     _check_rgb(plots.trend_plot(rows, "accuracy"))
-    _check_rgb(plots.trend_plot([{"version": "v1", "f1_macro": 0.7}], "f1_macro"))
+    _check_rgb(plots.trend_plot([point("v1", "real", 0.7, 0.0)], "f1_macro"))
 
 
 def test_palette_image_shrinks_png_of_a_gallery(metrics, images):
     gallery = plots.misclassified_gallery(images, metrics, NAMES)
-    small = plots.palette_image(gallery)
+    small = figures.palette_image(gallery)
     assert small.mode == "P" and small.size == gallery.size
     assert len(encode_png(small)) < len(encode_png(gallery))
 
 
 def test_text_label_escapes_mathtext_and_cuts_long_names():
-    assert plots.text_label("a$b$") == r"a\$b\$"
-    assert len(plots.text_label("x" * 100)) == 24
+    assert figures.text_label("a$b$") == r"a\$b\$"
+    assert len(figures.text_label("x" * 100)) == 24
 
 
 def test_plots_leave_no_pyplot_figures_behind(metrics, images):

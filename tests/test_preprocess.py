@@ -1,4 +1,4 @@
-"""synth.preprocess: letterboxing, synthetic margins, per-image determinism, the tensor file."""
+"""preprocess: letterboxing, synthetic margins, per-image determinism, the tensor file."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 
 from synth.config import PreprocessConfig
-from synth.preprocess import (
+from synth.data import (
     PreprocessItem,
     build_tensor_set,
     crop_random_margin,
     image_rng,
+    import_real_dataset,
     letterbox,
     load_tensor_set,
     real_items,
 )
-from synth.realdata import import_real_dataset
 
 
 def two_tone(size=(80, 40)) -> Image.Image:

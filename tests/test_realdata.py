@@ -1,4 +1,4 @@
-"""synth.realdata: every bad file kind is a BadImageError; imports quarantine, never crash."""
+"""real_import: every bad file kind is a BadImageError; imports quarantine, never crash."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from synth.realdata import (
+from synth.data import (
     BadImageError,
     import_real_dataset,
     load_rgb,

@@ -1,4 +1,4 @@
-"""Tests of synth.recipes: exact, stratified, seeded selections; confidence intervals; training."""
+"""recipes: exact, stratified, seeded selections; confidence intervals; training."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from synth.config import RecipeConfig, TrainConfig
-from synth.recipes import mean_ci, select_training_indices, train_recipe
-from synth.train import train_classifier
+from synth.evaluation import mean_ci
+from synth.training import select_training_indices, train_classifier, train_recipe
 
 # The study's sizes: 220 real training images (uneven classes), 660 synthetic (220 per class).
 REAL = [0] * 75 + [1] * 70 + [2] * 75

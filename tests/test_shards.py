@@ -11,10 +11,17 @@ import pytest
 import torch
 
 from flows.generate import generate_dataset
-from synth.dataset import plan_images, prepare_output, split_batches
-from synth.generate import generate_batch, model_info
-from synth.lock import DatasetLock, DatasetLockedError
-from synth.shards import prepare_shard, shard_batches, validate_shard
+from synth.errors import DatasetLockedError
+from synth.generation import (
+    Shard,
+    generate_batch,
+    model_info,
+    plan_batches,
+    plan_images,
+    prepare_output,
+    split_batches,
+)
+from synth.lock import DatasetLock, validate_shard
 from synth.storage import TEMP_MARKER
 from tests.helpers import assert_dataset_intact
 
@@ -22,11 +29,11 @@ from tests.helpers import assert_dataset_intact
 @pytest.mark.parametrize("count", [1, 2, 3, 5])
 def test_shard_batches_partition_the_fixed_batches(tiny_config, count):
     batches = split_batches(plan_images(tiny_config), tiny_config.batch_size)
-    owned = [shard_batches(tiny_config, index, count) for index in range(count)]
-    numbers = sorted(n for shard in owned for n, _ in shard)
+    owned = [plan_batches(tiny_config, Shard(index, count)) for index in range(count)]
+    numbers = sorted(b.number for shard in owned for b in shard)
     assert numbers == list(range(len(batches)))  # each batch in exactly one shard
     for index, shard in enumerate(owned):
-        assert all(n % count == index and items == batches[n] for n, items in shard)
+        assert all(b.number % count == index and b.items == batches[b.number] for b in shard)
 
 
 @pytest.mark.parametrize(("index", "count"), [(2, 2), (-1, 2), (0, 0)])
@@ -53,9 +60,9 @@ def test_prepare_shard_repairs_its_own_files_only(tmp_path, tiny_config):
     prepare_output(tmp_path, tiny_config, model_info(tiny_config))
     for items in split_batches(plan_images(tiny_config), tiny_config.batch_size):
         generate_batch(tiny_config, tmp_path, items)
-    (_, mine), (_, theirs) = (
-        shard_batches(tiny_config, 0, 2)[0],
-        shard_batches(tiny_config, 1, 2)[0],
+    mine, theirs = (
+        plan_batches(tiny_config, Shard(0, 2))[0].items,
+        plan_batches(tiny_config, Shard(1, 2))[0].items,
     )
     split = tmp_path / "train"
     corrupt = {mine[0].file_name, theirs[0].file_name}
@@ -63,7 +70,7 @@ def test_prepare_shard_repairs_its_own_files_only(tmp_path, tiny_config):
         path = split / name
         path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # no longer its manifest sha256
         (path.parent / f".{path.name}{TEMP_MARKER}99").write_bytes(b"half")
-    state = prepare_shard(tmp_path, tiny_config, 0, 2)
+    state = prepare_output(tmp_path, tiny_config, shard=Shard(0, 2))
     assert state.missing == (mine[0],)
     assert state.repairs == {"temp_files_removed": 1, "corrupt_files_removed": 1}
     assert not (split / mine[0].file_name).exists()

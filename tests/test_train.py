@@ -1,4 +1,4 @@
-"""Tests of synth.train: learning, determinism, augmentation, checkpoints that load safely."""
+"""trainer: learning, determinism, augmentation, checkpoints that load safely."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from synth.config import RecipeConfig, TrainConfig
-from synth.models import to_input
+from synth.errors import CheckpointError
 from synth.storage import sha256_file
-from synth.train import (
-    CheckpointError,
+from synth.training import to_input
+from synth.training.trainer import (
     EpochStats,
     _augment,
     load_checkpoint,

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from synth.config import ExperimentConfig, GenerationConfig
-from synth.versions import (
+from synth.evaluation import MetricSummary, RecipeSummary
+from synth.reporting import (
+    TrendPoint,
     config_digest,
     finish_version,
     list_versions,
@@ -24,14 +26,16 @@ NOW = datetime(2025, 3, 1, 2, 0, 0, tzinfo=UTC)
 DATASET = {"digest": "ab" * 32, "counts": {"apple": 2, "banana": 2}, "images": 4}
 
 
-def _metrics(real: float, synthetic: float) -> list[dict]:
-    return [
-        {"recipe": "real", "seeds": 3, "accuracy_mean": real, "accuracy_ci": 0.02},
-        {"recipe": "synthetic", "seeds": 3, "accuracy_mean": synthetic, "accuracy_ci": 0.05},
-    ]
+def _summary(recipe: str, accuracy: float | None, ci: float) -> RecipeSummary:
+    value = None if accuracy is None else MetricSummary(accuracy, ci)
+    return RecipeSummary(recipe, "real-test", 3, {"accuracy": value})
 
 
-def _complete(root: Path, now: datetime, metrics: list[dict] | None = None) -> Path:
+def _metrics(real: float, synthetic: float | None) -> list[RecipeSummary]:
+    return [_summary("real", real, 0.02), _summary("synthetic", synthetic, 0.05)]
+
+
+def _complete(root: Path, now: datetime, metrics: list[RecipeSummary] | None = None) -> Path:
     path = new_version_dir(root, now)
     record_version(path, DATASET, metrics or _metrics(0.9, 0.5), seed=1, config_digest="")
     return path
@@ -117,7 +121,7 @@ def test_open_version_seeds_differ_per_version_and_are_recorded(tmp_path):
         assert slot.config.out == slot.run_dir == str(Path(slot.path) / "run")
         assert slot.config.recipes == config.recipes  # nothing else changes
         (Path(slot.path) / "dataset.json").write_text(json.dumps(DATASET))
-        metrics = {"recipes": _metrics(0.9, 0.5), "runs": []}
+        metrics = {"recipes": [m.to_dict() for m in _metrics(0.9, 0.5)], "runs": []}
         (Path(slot.run_dir) / "metrics.json").write_text(json.dumps(metrics))
         slots.append(slot)
         finish_version(slot)
@@ -136,18 +140,17 @@ def test_open_version_resumes_with_the_same_seed(tmp_path):
 
 def test_trend_rows_one_row_per_version_and_recipe(tmp_path):
     a = _complete(tmp_path, NOW, _metrics(0.9, 0.5))
-    metrics = _metrics(0.8, 0.6)
-    metrics[1]["accuracy_mean"] = None  # an undefined metric has no point
+    metrics = _metrics(0.8, None)  # an undefined metric has no point
     b = _complete(tmp_path, NOW + timedelta(days=1), metrics)
     rows = trend_rows(list_versions(tmp_path))
     common = {"images": 4, "dataset": "abababababab"}
     assert rows == [
-        {"version": a.name, "created": "2025-03-01T02:00:00+00:00", "recipe": "real",
-         "accuracy_mean": 0.9, "accuracy_ci": 0.02, **common},
-        {"version": a.name, "created": "2025-03-01T02:00:00+00:00", "recipe": "synthetic",
-         "accuracy_mean": 0.5, "accuracy_ci": 0.05, **common},
-        {"version": b.name, "created": "2025-03-02T02:00:00+00:00", "recipe": "real",
-         "accuracy_mean": 0.8, "accuracy_ci": 0.02, **common},
+        TrendPoint(version=a.name, created="2025-03-01T02:00:00+00:00", recipe="real",
+                   value=MetricSummary(0.9, 0.02), **common),
+        TrendPoint(version=a.name, created="2025-03-01T02:00:00+00:00", recipe="synthetic",
+                   value=MetricSummary(0.5, 0.05), **common),
+        TrendPoint(version=b.name, created="2025-03-02T02:00:00+00:00", recipe="real",
+                   value=MetricSummary(0.8, 0.02), **common),
     ]  # fmt: skip
     assert trend_table(list_versions(tmp_path)) == [
         {"version": a.name, "created": "2025-03-01T02:00:00+00:00", "images": 4,

@@ -11,8 +11,7 @@ import numpy as np
 from PIL import Image
 
 from synth.config import GenerationConfig
-from synth.dataset import manifest_path, plan_images, scan_dataset
-from synth.manifest import read_manifest
+from synth.generation import manifest_path, plan_images, read_manifest, scan_dataset
 from synth.storage import TEMP_MARKER, sha256_file
 
 __all__ = [

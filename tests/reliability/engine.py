@@ -27,8 +27,15 @@ import torch  # noqa: F401
 
 from synth import faults
 from synth.config import GenerationConfig
-from synth.dataset import plan_images, prepare_output, scan_dataset, split_batches, write_summary
-from synth.generate import generate_batch, model_info
+from synth.generation import (
+    generate_batch,
+    model_info,
+    plan_images,
+    prepare_output,
+    scan_dataset,
+    split_batches,
+    write_summary,
+)
 from synth.lock import DatasetLock
 
 __all__ = ["ChildResult", "record", "run_engine", "run_in_child", "write_toml"]

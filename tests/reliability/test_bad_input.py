@@ -19,9 +19,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from synth.config import ConfigError, GenerationConfig, PreprocessConfig, parse_config
-from synth.preprocess import build_tensor_set, load_tensor_set, real_items
-from synth.realdata import import_real_dataset, write_import_report
+from synth.config import GenerationConfig, PreprocessConfig, parse_config
+from synth.data import (
+    build_tensor_set,
+    import_real_dataset,
+    load_tensor_set,
+    real_items,
+    write_import_report,
+)
+from synth.errors import ConfigError
 from tests.reliability.engine import record
 
 

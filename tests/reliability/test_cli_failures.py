@@ -1,9 +1,9 @@
 """`datasynth generate` when the world fails: a full disk, a read-only folder, a lost Prefect API.
 
 Each test first checks what must never break (the dataset stays valid, a rerun completes it
-without redoing finished images), then how the failure was reported. The CLI prints a traceback
-for OSError and for a lost API today (flows/cli_generate.py only turns ValueError-like errors
-into `error: ...`); those last checks xfail with the reason until it does.
+without redoing finished images), then how the failure was reported. The CLI turns only
+`DatasynthError`s into `error: ...`; an OSError or a lost API still prints a traceback, so those
+last checks xfail with the reason until it does.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from synth.config import GenerationConfig
-from synth.dataset import manifest_path
-from synth.manifest import read_manifest
+from synth.generation import manifest_path, read_manifest
 from tests.conftest import start_prefect_server
 from tests.reliability.audit import audit, final_images
 from tests.reliability.disk import read_only, tree
@@ -56,7 +55,7 @@ def last_error(stderr: str) -> str:
 def xfail_unless_clear(stderr: str, *words: str) -> None:
     if not message_is_clear(stderr, *words):
         pytest.xfail(
-            "flows/cli_generate.py prints a traceback instead of `error: ...` naming the file "
+            "the CLI prints a traceback instead of `error: ...` naming the file "
             f"(see docs/RELIABILITY.md); it ends with: {last_error(stderr)[:300]}"
         )
 

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synth.config import (
-    ConfigError,
     ExperimentConfig,
     GenerationConfig,
     PreprocessConfig,
@@ -30,6 +29,7 @@ from synth.config import (
     load_config,
     parse_config,
 )
+from synth.errors import ConfigError
 
 FUZZ = settings(
     max_examples=150,

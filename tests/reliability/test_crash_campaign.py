@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from synth.config import GenerationConfig
-from synth.dataset import plan_images, prepare_output, split_batches
-from synth.generate import model_info
+from synth.generation import model_info, plan_images, prepare_output, split_batches
 from tests.reliability.audit import audit, compare_to_reference, final_images
 from tests.reliability.engine import record, run_engine, run_in_child, write_toml
 

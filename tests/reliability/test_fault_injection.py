@@ -18,9 +18,16 @@ import pytest
 from flows.generate import generate_dataset
 from synth import faults
 from synth.config import GenerationConfig
-from synth.dataset import plan_images, prepare_output, split_batches
-from synth.generate import generate_batch, model_info
-from synth.manifest import ManifestRow, append_rows, read_manifest
+from synth.generation import (
+    ManifestRow,
+    append_rows,
+    generate_batch,
+    model_info,
+    plan_images,
+    prepare_output,
+    read_manifest,
+    split_batches,
+)
 from tests.reliability.audit import audit, compare_to_reference, final_images
 from tests.reliability.disk import read_only, tree
 from tests.reliability.engine import record, run_engine
@@ -175,7 +182,7 @@ def test_append_that_hits_a_full_disk_mid_row_is_rolled_back(tmp_path, monkeypat
         real_write(fd, bytes(data[:20]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("synth.manifest.os.write", full_after_20_bytes)
+    monkeypatch.setattr("synth.generation.manifest.os.write", full_after_20_bytes)
     with pytest.raises(OSError, match="metadata.jsonl"):
         append_rows(path, [_row(1)])
     monkeypatch.undo()

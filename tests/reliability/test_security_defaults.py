@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from synth.dataset import manifest_path, prepare_output
-from synth.generate import model_info
-from synth.models import build_model
-from synth.pipeline import load_pipeline
-from synth.preprocess import load_tensor_set
-from synth.train import CheckpointError, load_checkpoint
+from synth.data import load_tensor_set
+from synth.errors import CheckpointError
+from synth.generation import load_pipeline, manifest_path, model_info, prepare_output
+from synth.training import build_model, load_checkpoint
 from tests.reliability.engine import run_engine
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,56 @@
+"""Generation commands of the `datasynth` CLI: parse → load_config → flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.app import app, parse_overrides
+from flows.cli.env import apply_prefect_defaults
+
+TASK_RUNNER_HELP = (
+    "Where batches run: 'threads' (this process), 'dask' (a local Dask cluster, one worker per "
+    "GPU) or the address of a running Dask scheduler, dask://HOST:PORT."
+)
+DASK_WORKERS_HELP = "Workers of `--task-runner dask` (default: one per GPU, 2 without GPUs)."
+
+
+@app.command("tiny-model")
+def tiny_model(path: Path, seed: int = 0) -> None:
+    """Build the tiny random-weight SD pipeline (offline tests and demo) and save it to PATH."""
+    from synth.generation import save_tiny_pipeline
+
+    save_tiny_pipeline(path, seed=seed)
+    typer.echo(f"tiny Stable Diffusion pipeline saved to {path}")
+
+
+@app.command()
+def generate(
+    config: Path,
+    out: Annotated[Path, typer.Option(help="Dataset directory (created or resumed).")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
+    retries: Annotated[
+        int | None, typer.Option(help="Retries per batch (default: the task's own policy).")
+    ] = None,
+    retry_delay: Annotated[
+        float | None, typer.Option(help="Seconds between retries (default: 2, 10, 30).")
+    ] = None,
+    task_runner: Annotated[str, typer.Option(help=TASK_RUNNER_HELP)] = "threads",
+    dask_workers: Annotated[int | None, typer.Option(help=DASK_WORKERS_HELP)] = None,
+) -> None:
+    """Generate (or resume) the synthetic dataset of CONFIG into OUT, with a progress bar."""
+    apply_prefect_defaults()
+    from flows.cli.progress import ManifestProgress
+    from flows.generate import generate_dataset
+    from flows.runners import apply_task_runner
+    from synth.config import GenerationConfig, load_config
+    from synth.generation import model_info
+
+    cfg = load_config(config, GenerationConfig, parse_overrides(set_))
+    model_info(cfg)  # check inputs first: a missing model fails here, not in a task
+    flow = apply_task_runner(generate_dataset, task_runner, workers=dask_workers, device=cfg.device)
+    with ManifestProgress(out, len(cfg.classes) * cfg.images_per_class):
+        ref = flow(cfg, str(out), retries=retries, retry_delay_seconds=retry_delay)
+    typer.echo(f"dataset {ref.root}: {ref.images} images {ref.counts}, digest {ref.digest}")

@@ -1,0 +1,55 @@
+"""Evaluation on real held-out images: metrics, SHAP, scored checkpoints, per-recipe summaries."""
+
+from __future__ import annotations
+
+from synth.evaluation.explain import (
+    Explanation,
+    explain_images,
+    shap_plot,
+)
+from synth.evaluation.metrics import (
+    METRICS,
+    ClassReport,
+    EvalMetrics,
+    Misclassified,
+    PrCurve,
+    RocCurve,
+    compute_metrics,
+    evaluate_model,
+    predict_proba,
+)
+from synth.evaluation.scoring import (
+    EvalRecord,
+    evaluate_checkpoint,
+    evaluate_folder,
+    explain_checkpoint,
+)
+from synth.evaluation.summary import (
+    MetricSummary,
+    RecipeSummary,
+    mean_ci,
+    summarize_recipes,
+)
+
+__all__ = [
+    "ClassReport",
+    "EvalMetrics",
+    "EvalRecord",
+    "Explanation",
+    "METRICS",
+    "MetricSummary",
+    "Misclassified",
+    "PrCurve",
+    "RecipeSummary",
+    "RocCurve",
+    "compute_metrics",
+    "evaluate_checkpoint",
+    "evaluate_folder",
+    "evaluate_model",
+    "explain_checkpoint",
+    "explain_images",
+    "mean_ci",
+    "predict_proba",
+    "shap_plot",
+    "summarize_recipes",
+]

@@ -1,0 +1,140 @@
+"""Generate one batch of planned images: skip the finished ones, write the rest atomically."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from synth import faults
+from synth.config import GenerationConfig
+from synth.generation.dataset import SPLIT, make_row, manifest_path
+from synth.generation.manifest import append_rows, read_manifest
+from synth.generation.model_loader import LoadedPipeline, ModelInfo, describe_model, load_pipeline
+from synth.generation.plan import PlannedImage
+from synth.storage import atomic_write_bytes, encode_png
+
+__all__ = ["BatchResult", "generate_batch", "model_info", "pipeline_for"]
+
+_OOM_ERRORS = (torch.cuda.OutOfMemoryError, faults.InjectedOutOfMemoryError)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch did: images generated now, already done before, seconds spent."""
+
+    generated: int
+    skipped: int
+    seconds: float
+    per_class: dict[str, int]
+    oom_splits: int
+
+
+def _model_settings(config: GenerationConfig) -> dict:
+    return dict(
+        revision=config.revision,
+        device=config.device,
+        dtype=config.dtype,
+        scheduler=config.scheduler,
+    )
+
+
+def model_info(config: GenerationConfig) -> ModelInfo:
+    """Check the config's model can load and resolve its device/dtype, without loading it."""
+    return describe_model(config.model, **_model_settings(config))
+
+
+def pipeline_for(config: GenerationConfig) -> LoadedPipeline:
+    """The process-wide pipeline for `config` (loaded on first use)."""
+    return load_pipeline(config.model, **_model_settings(config))
+
+
+def _denoise_callback(fault: faults.BatchFault | None):
+    def callback(pipe, step, timestep, callback_kwargs):
+        faults.crash_point("denoise-step")
+        if fault is not None and fault.step == step:
+            raise faults.InjectedFault(f"injected transient fault at denoising step {step}")
+        return callback_kwargs
+
+    return callback
+
+
+def _run_pipeline(loaded: LoadedPipeline, config: GenerationConfig, items, fault):
+    faults.maybe_oom(len(items))
+    # One CPU generator per image: the same latents whatever the batch or the device.
+    generators = [torch.Generator("cpu").manual_seed(item.seed) for item in items]
+    with loaded.lock, torch.inference_mode():
+        out = loaded.pipe(
+            prompt=[item.prompt for item in items],
+            negative_prompt=[config.negative_prompt] * len(items)
+            if config.negative_prompt
+            else None,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance_scale,
+            width=config.width,
+            height=config.height,
+            generator=generators,
+            output_type="pil",
+            callback_on_step_end=_denoise_callback(fault),
+        )
+    return out.images
+
+
+def _generate(loaded, config, items, write, fault=None) -> int:
+    """Generate `items`, halving the batch on out-of-memory; returns how many splits happened."""
+    try:
+        images = _run_pipeline(loaded, config, items, fault)
+    except _OOM_ERRORS:
+        if len(items) == 1:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(items) // 2
+        return (
+            1
+            + _generate(loaded, config, items[:half], write)
+            + _generate(loaded, config, items[half:], write)
+        )
+    for item, image in zip(items, images, strict=True):
+        write(item, image)
+    return 0
+
+
+def generate_batch(config: GenerationConfig, root: Path, items: tuple[PlannedImage, ...]):
+    """Generate the images of `items` not yet in `root`; safe to rerun after any failure.
+
+    Steps: 1. skip finished images, 2. load the pipeline (once per process), 3. generate in
+    sub-batches that halve on OOM, 4. write each image atomically, then its manifest row.
+    """
+    start = time.perf_counter()
+    split = Path(root) / SPLIT
+    # 1. Skip what is already written and counted
+    done = {row.file_name for row in read_manifest(manifest_path(root))}
+    todo = [i for i in items if not (i.file_name in done and (split / i.file_name).is_file())]
+    if not todo:
+        return BatchResult(0, len(items), time.perf_counter() - start, {}, 0)
+    # 2. Pipeline, shared by every batch this process runs
+    loaded = pipeline_for(config)
+    fault = faults.batch_fault(f"{items[0].file_name}+{len(items)}", len(todo), config.steps)
+    fail_after = fault.written if fault else None
+    per_class: dict[str, int] = {}
+
+    # 4. One image at a time: the file first, then its row
+    def write(item: PlannedImage, image) -> None:
+        if fail_after is not None and sum(per_class.values()) >= fail_after:
+            raise faults.InjectedFault(f"injected transient fault in batch at {item.file_name}")
+        sha = atomic_write_bytes(split / item.file_name, encode_png(image))
+        faults.crash_point("before-manifest")
+        row = make_row(item, config, loaded.info, sha, datetime.now(UTC))
+        append_rows(manifest_path(root), [row])
+        per_class[item.label] = per_class.get(item.label, 0) + 1
+
+    # 3. Generate, halving on out-of-memory
+    splits = _generate(loaded, config, todo, write, fault)
+    if fail_after is not None and fail_after >= len(todo):
+        raise faults.InjectedFault("injected transient fault after the batch's last image")
+    seconds = time.perf_counter() - start
+    return BatchResult(len(todo), len(items) - len(todo), seconds, per_class, splits)

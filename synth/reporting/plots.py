@@ -1,0 +1,206 @@
+"""Report figures as PIL images: curves, confusion, galleries, recipe comparisons, trends.
+
+Figures are built on `matplotlib.figure.Figure` directly, never pyplot, so no global figure state
+leaks between tasks running in one worker process. Each is rendered to PNG at a modest dpi so a
+figure embedded as a data URI (`synth.reporting.markdown.markdown_image`) stays small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image
+
+from synth.evaluation.metrics import EvalMetrics
+from synth.figures import figure_to_image, text_label, to_hwc
+
+if TYPE_CHECKING:
+    from synth.evaluation.summary import RecipeSummary
+    from synth.reporting.versions import TrendPoint
+
+__all__ = [
+    "confusion_plot",
+    "misclassified_gallery",
+    "pr_curves_plot",
+    "recipe_bar_plot",
+    "roc_curves_plot",
+    "sample_grid",
+    "trend_plot",
+]
+
+
+def _bare(ax: Axes) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _message(text: str) -> Image.Image:
+    fig = Figure(figsize=(3.5, 0.8))
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
+    return figure_to_image(fig)
+
+
+def roc_curves_plot(metrics: EvalMetrics) -> Image.Image:
+    """One-vs-rest ROC curve per class, its AUC in the legend, chance diagonal dashed."""
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.add_subplot()
+    for curve in metrics.roc_curves:
+        auc = "undefined" if curve.auc is None else f"{curve.auc:.3f}"
+        ax.plot(curve.fpr, curve.tpr, lw=1.5, label=f"{text_label(curve.name)} (AUC {auc})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    macro = "n/a" if metrics.roc_auc_ovr is None else f"{metrics.roc_auc_ovr:.3f}"
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title(f"ROC, one vs rest (macro AUC {macro})", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    return figure_to_image(fig)
+
+
+def pr_curves_plot(metrics: EvalMetrics) -> Image.Image:
+    """Precision-recall curve per class (one vs rest), average precision in the legend."""
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.add_subplot()
+    for curve in metrics.pr_curves:
+        ap = "undefined" if curve.average_precision is None else f"{curve.average_precision:.3f}"
+        label = f"{text_label(curve.name)} (AP {ap})"
+        ax.plot(curve.recall, curve.precision, lw=1.5, drawstyle="steps-post", label=label)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("Precision-recall, one vs rest", fontsize=10)
+    ax.legend(loc="lower left", fontsize=8)
+    return figure_to_image(fig)
+
+
+def confusion_plot(metrics: EvalMetrics) -> Image.Image:
+    """Confusion matrix heat-map, rows true and columns predicted, counts written in cells."""
+    counts = np.asarray(metrics.confusion)
+    n = len(metrics.class_names)
+    side = 2.2 + 0.5 * n
+    fig = Figure(figsize=(side, side))
+    ax = fig.add_subplot()
+    ax.imshow(counts, cmap="Blues", vmin=0)
+    names = [text_label(c) for c in metrics.class_names]
+    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.set_title(f"Confusion (n={metrics.n_samples})", fontsize=10)
+    # white text on dark cells so the count stays legible
+    dark = counts.max() / 2 if counts.size else 0
+    for (r, c), value in np.ndenumerate(counts):
+        color = "white" if value > dark else "black"
+        ax.text(c, r, str(value), ha="center", va="center", color=color, fontsize=9)
+    return figure_to_image(fig)
+
+
+def _tile_grid(n: int, cols: int, tile_in: float, caption_in: float) -> tuple[Figure, list[Axes]]:
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(cols * tile_in, rows * (tile_in + caption_in)), layout="constrained")
+    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+    return fig, axes
+
+
+def misclassified_gallery(
+    images_uint8: torch.Tensor | np.ndarray,
+    metrics: EvalMetrics,
+    class_names: Sequence[str],
+    limit: int = 16,
+) -> Image.Image:
+    """The most confident mistakes first, each captioned 'true → pred (confidence)'.
+
+    Args:
+        images_uint8: The evaluated images, uint8 N x 3 x S x S, in the order of the metrics.
+        metrics: Metrics of those images (their `misclassified` indices point into them).
+        class_names: Names for the class ids in captions.
+        limit: At most this many images are shown.
+    """
+    images = to_hwc(images_uint8)
+    wrong = sorted(metrics.misclassified, key=lambda m: (-m.confidence, m.index))[:limit]
+    if not wrong:
+        return _message("no misclassified images")
+    fig, axes = _tile_grid(len(wrong), cols=min(4, len(wrong)), tile_in=1.15, caption_in=0.4)
+    for ax, item in zip(axes, wrong, strict=True):
+        ax.imshow(images[item.index], interpolation="nearest")
+        true, pred = text_label(class_names[item.true]), text_label(class_names[item.predicted])
+        # two lines: a one-line caption of two long class names overlaps its neighbours
+        ax.set_title(f"{true} →\n{pred} ({item.confidence:.2f})", fontsize=7)
+        _bare(ax)
+    return figure_to_image(fig)
+
+
+def sample_grid(images_by_title: dict[str, torch.Tensor], max_per_row: int = 8) -> Image.Image:
+    """One row per title (e.g. 'real', 'synthetic'), up to `max_per_row` images each."""
+    if not images_by_title:
+        return _message("no images")
+    rows = {title: to_hwc(imgs)[:max_per_row] for title, imgs in images_by_title.items()}
+    cols = max(1, max(len(v) for v in rows.values()))
+    fig = Figure(figsize=(1.6 + cols * 1.0, len(rows) * 1.05))
+    grid = fig.add_gridspec(len(rows), cols, wspace=0.05, hspace=0.1)
+    for r, (title, imgs) in enumerate(rows.items()):
+        for c in range(cols):
+            ax = fig.add_subplot(grid[r, c])
+            _bare(ax)
+            if c < len(imgs):
+                ax.imshow(imgs[c], interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(text_label(title), fontsize=8, rotation=0, ha="right", va="center")
+    return figure_to_image(fig)
+
+
+def recipe_bar_plot(summaries: list[RecipeSummary], metric: str = "accuracy") -> Image.Image:
+    """Mean `metric` per training recipe with 95% CI error bars.
+
+    Args:
+        summaries: One per recipe; a recipe whose `metric` is undefined is left out.
+        metric: The metric to show, e.g. 'accuracy' or 'f1_macro'.
+    """
+    rows = [(s.recipe, s.metrics[metric]) for s in summaries if s.metrics.get(metric)]
+    if not rows:
+        return _message("no recipes")
+    names = [text_label(recipe) for recipe, _ in rows]
+    means = [value.mean for _, value in rows]
+    cis = [value.ci for _, value in rows]
+    fig = Figure(figsize=(1.2 + 0.9 * len(rows), 3.6))
+    ax = fig.add_subplot()
+    bars = ax.bar(range(len(rows)), means, yerr=cis, capsize=4, color="#4c72b0", alpha=0.85)
+    ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=7, padding=2)
+    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
+    top = max(m + c for m, c in zip(means, cis, strict=True))
+    ax.set_ylim(0, 1.08 if top <= 1 else top * 1.1)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by recipe (mean ± 95% CI)", fontsize=10)
+    return figure_to_image(fig)
+
+
+def trend_plot(points: list[TrendPoint], metric: str) -> Image.Image:
+    """`metric` per dataset version in order, one line per recipe, 95% CI error bars.
+
+    Args:
+        points: Oldest first (`synth.reporting.versions.trend_rows`).
+        metric: The metric followed over versions (the y label).
+    """
+    if not points:
+        return _message("no versions yet")
+    versions = list(dict.fromkeys(p.version for p in points))
+    x_of = {v: i for i, v in enumerate(versions)}
+    lines: dict[str, list[TrendPoint]] = {}
+    for point in points:
+        lines.setdefault(point.recipe, []).append(point)
+    fig = Figure(figsize=(max(4.0, 1.5 + 0.6 * len(versions)), 3.4))
+    ax = fig.add_subplot()
+    for recipe, line in lines.items():
+        xs = [x_of[p.version] for p in line]
+        ys = [p.value.mean for p in line]
+        errs = [p.value.ci for p in line]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=text_label(recipe))
+    ax.set_xticks(range(len(versions)), [text_label(v) for v in versions], rotation=30, ha="right")
+    ax.set(xlabel="dataset version", ylabel=metric)
+    ax.set_title(f"{metric} over dataset versions", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure_to_image(fig)
