@@ -144,9 +144,13 @@ def test_two_dask_workers_write_the_dataset_one_process_writes(tmp_path, tiny_co
 
         import torch
 
-        from synth import pipeline
+        from synth.generation import model_loader
 
-        return os.environ.get("CUDA_VISIBLE_DEVICES"), torch.get_num_threads(), len(pipeline._cache)
+        return (
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+            torch.get_num_threads(),
+            len(model_loader._cache),
+        )
 
     # 1 process: the default thread pool, in this process
     one, _ = _run(generate_dataset, config, tmp_path / "one")

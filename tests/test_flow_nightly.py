@@ -70,7 +70,7 @@ def test_nightly_regeneration_twice_makes_two_versions_and_a_two_row_trend(night
     assert [v.path for v in versions] == [first, second]
     for version in versions:
         assert_dataset_intact(Path(version.path), {"apple": 6, "banana": 6})
-        assert version.images == 12 and {r["recipe"] for r in version.metrics} == {
+        assert version.images == 12 and {r.recipe for r in version.metrics} == {
             "real",
             "synthetic",
         }

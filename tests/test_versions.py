@@ -104,7 +104,7 @@ def test_record_version_writes_a_complete_record(tmp_path):
         "seed": 42,
         "config_digest": "cfg",
         "dataset": DATASET,
-        "metrics": _metrics(0.9, 0.5),
+        "metrics": [m.to_dict() for m in _metrics(0.9, 0.5)],
     }
     assert list_versions(tmp_path) == [info]
     with pytest.raises(ValueError, match=r"`dataset` lacks \['images'\]"):
