@@ -9,6 +9,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.generate import generate_dataset
 from synth.config import ExperimentConfig
+from synth.data import extra_test_set_names
+from synth.evaluation import shap_file
 from synth.generation import is_tiny_model
 from tasks.caching import resolve_checked, run_checked
 from tasks.evaluate import evaluate, explain
@@ -28,7 +30,9 @@ def _always_valid(_: object) -> bool:
 # One task at a time in threads: torch's global RNG is per process, so seeded training runs
 # in parallel only on process-based runners (Dask: `--task-runner dask`).
 @flow(name="experiment", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
-def experiment(config: ExperimentConfig, synthetic_dir: str | None = None) -> str:
+def experiment(
+    config: ExperimentConfig, synthetic_dir: str | None = None, regenerate_changed: bool = False
+) -> str:
     """Generate, import, preprocess, train every recipe x seed, evaluate, explain, report.
 
     Steps: 1. generate the synthetic set (subflow, resumable), 2. import the real photos and
@@ -42,16 +46,22 @@ def experiment(config: ExperimentConfig, synthetic_dir: str | None = None) -> st
     cache, models = str(out / "cache"), str(out / "models")
     classes = tuple(c.name for c in config.generation.classes)
     recipes = config.all_recipes()
+    names = extra_test_set_names(config.extra_test_sets)  # before generating: a clash is an error
     progress = StepProgress(7, "experiment-progress", "Experiment steps finished")
     # Step 1: synthetic images
-    synthetic = generate_dataset(config.generation, synthetic_dir or str(out / "synthetic"))
+    synthetic = generate_dataset(
+        config.generation,
+        synthetic_dir or str(out / "synthetic"),
+        regenerate_changed=regenerate_changed,  # else images made otherwise stop the run here
+    )
     progress.advance()
-    # Step 2: real images (bad files quarantined, class names checked against the synthetic)
-    seed = config.preprocess.seed
-    real = import_real(config.real_data, classes, config.test_fraction, seed, str(out))
+    # Step 2: real images (bad files quarantined, class names checked against the synthetic,
+    # split by its own split_seed, an empty test split refused) and the extra test sets
+    split = (config.test_fraction, config.split_seed)
+    real = import_real(config.real_data, classes, *split, str(out))
     extras = {
-        Path(p).name: import_real(p, classes, config.test_fraction, seed, str(out), Path(p).name)
-        for p in config.extra_test_sets
+        name: import_real(p, classes, *split, str(out), name, require_test=False)
+        for name, p in zip(names, config.extra_test_sets, strict=True)
     }
     progress.advance()
     # Step 3: preprocess into cached tensor files
@@ -68,7 +78,7 @@ def experiment(config: ExperimentConfig, synthetic_dir: str | None = None) -> st
     runs = [(r, s) for r in recipes for s in config.seeds]
     checkpoints = resolve_checked(
         train_recipe_seed,
-        [((r, s, real_train, syn, config.train, classes, models), {}) for r, s in runs],
+        [((r, s, real_train, syn, config.train, classes, models, pre), {}) for r, s in runs],
     )
     progress.advance()
     # Step 5: evaluate on every real test set
@@ -78,13 +88,14 @@ def experiment(config: ExperimentConfig, synthetic_dir: str | None = None) -> st
         valid=_always_valid,
     )
     progress.advance()
-    # Step 6: SHAP for the first seed of each recipe
+    # Step 6: SHAP for the first seed of each recipe, each PNG named by what made it
     shap_pngs = {}
     if config.shap_images_per_class:
         for (recipe, s), ckpt in zip(runs, checkpoints, strict=True):
             if s == config.seeds[0]:
-                png = str(out / "shap" / f"{recipe.name}.png")
-                args = (ckpt, real_train, test_sets["real-test"], config.shap_images_per_class, png)
+                test, per_class = test_sets["real-test"], config.shap_images_per_class
+                png = shap_file(out / "shap", recipe.name, ckpt, real_train, test, per_class)
+                args = (ckpt, real_train, test, per_class, str(png))
                 shap_pngs[recipe.name] = run_checked(
                     explain, *args, valid=lambda p: Path(p).is_file()
                 )

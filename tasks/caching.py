@@ -1,22 +1,50 @@
 """The cache rule (docs/ARCHITECTURE.md): files on disk are the truth, the cache a shortcut.
 
-Tasks that write files are cached on INPUTS + TASK_SOURCE. A cached result is a reference to a
-file (path + digest); `run_checked` re-runs the task, bypassing the cache, when that file is gone
-or changed, so a user who deleted a checkpoint gets it rebuilt instead of a stale "Cached".
+Science steps are cached on `science_cache(fn)`: the task's inputs, the task's own source, and
+`SynthCode`, the digest of the synth source `fn` runs plus the torch/diffusers/transformers
+versions (synth/code_digest.py); TASK_SOURCE alone sees only the wrapper's lines, so a fix in the
+training code would bring old checkpoints back. A cached result is a reference to a file (path +
+digest); `run_checked` re-runs the task, bypassing the cache, when that file is gone or changed,
+so a user who deleted a checkpoint gets it rebuilt instead of a stale "Cached".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
+from synth.code_digest import code_digest
 from synth.storage import is_valid
 
-__all__ = ["FILE_CACHE", "resolve_checked", "run_checked"]
+__all__ = ["SynthCode", "resolve_checked", "run_checked", "science_cache"]
 
-FILE_CACHE = INPUTS + TASK_SOURCE
+
+@dataclass
+class SynthCode(CachePolicy):
+    """Keys a task on `code_digest` of a synth module: its source closure and library versions.
+
+    The digest is taken when the policy is made, as the task module is imported beside the synth
+    code it runs, and travels with the task (a Dask worker keys on what the flow imported).
+    """
+
+    module: str = ""
+    digest: str = ""
+
+    @classmethod
+    def of(cls, fn: Callable) -> SynthCode:
+        """The policy for a task whose body calls the synth function `fn`."""
+        return cls(module=fn.__module__, digest=code_digest(fn.__module__))
+
+    def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str:
+        return self.digest
+
+
+def science_cache(fn: Callable) -> CachePolicy:
+    """The cache policy of a step that runs the synth function `fn`: inputs + wrapper + code."""
+    return INPUTS + TASK_SOURCE + SynthCode.of(fn)
 
 
 def run_checked(task: Any, *args: Any, valid: Callable[[Any], bool] = is_valid, **kwargs: Any):

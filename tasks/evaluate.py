@@ -9,7 +9,7 @@ from prefect import task
 from synth.data import TensorSet
 from synth.evaluation import EvalRecord, evaluate_checkpoint, explain_checkpoint
 from synth.training import Checkpoint
-from tasks.caching import FILE_CACHE
+from tasks.caching import science_cache
 
 __all__ = ["evaluate", "explain"]
 
@@ -17,7 +17,7 @@ __all__ = ["evaluate", "explain"]
 @task(
     name="evaluate",
     task_run_name="evaluate-{test_name}",
-    cache_policy=FILE_CACHE,
+    cache_policy=science_cache(evaluate_checkpoint),
     persist_result=True,
 )
 def evaluate(checkpoint: Checkpoint, test: TensorSet, test_name: str) -> EvalRecord:
@@ -25,7 +25,7 @@ def evaluate(checkpoint: Checkpoint, test: TensorSet, test_name: str) -> EvalRec
     return evaluate_checkpoint(checkpoint, test, test_name)
 
 
-@task(name="explain", cache_policy=FILE_CACHE, persist_result=True)
+@task(name="explain", cache_policy=science_cache(explain_checkpoint), persist_result=True)
 def explain(
     checkpoint: Checkpoint, background: TensorSet, test: TensorSet, per_class: int, out_file: str
 ) -> str:

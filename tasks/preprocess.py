@@ -8,7 +8,7 @@ from prefect import task
 
 from synth.config import PreprocessConfig
 from synth.data import RealDataset, TensorSet, preprocess_real, preprocess_synthetic
-from tasks.caching import FILE_CACHE
+from tasks.caching import science_cache
 
 __all__ = ["preprocess_real_split", "preprocess_synthetic_set"]
 
@@ -16,7 +16,7 @@ __all__ = ["preprocess_real_split", "preprocess_synthetic_set"]
 @task(
     name="preprocess-real",
     task_run_name="preprocess-real-{split}",
-    cache_policy=FILE_CACHE,
+    cache_policy=science_cache(preprocess_real),
     persist_result=True,
 )
 def preprocess_real_split(
@@ -26,7 +26,11 @@ def preprocess_real_split(
     return preprocess_real(dataset, split, config, Path(cache_dir))
 
 
-@task(name="preprocess-synthetic", cache_policy=FILE_CACHE, persist_result=True)
+@task(
+    name="preprocess-synthetic",
+    cache_policy=science_cache(preprocess_synthetic),
+    persist_result=True,
+)
 def preprocess_synthetic_set(
     root: str, digest: str, classes: tuple[str, ...], config: PreprocessConfig, cache_dir: str
 ) -> TensorSet:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from prefect import task
 
-from synth.config import RecipeConfig, TrainConfig
+from synth.config import PreprocessConfig, RecipeConfig, TrainConfig
 from synth.data import TensorSet
 from synth.training import Checkpoint, train_checkpoint
-from tasks.caching import FILE_CACHE
+from tasks.caching import science_cache
 
 __all__ = ["train_recipe_seed"]
 
@@ -17,7 +17,7 @@ __all__ = ["train_recipe_seed"]
 @task(
     name="train",
     task_run_name="train-{recipe.name}-seed{seed}",
-    cache_policy=FILE_CACHE,
+    cache_policy=science_cache(train_checkpoint),
     persist_result=True,
 )
 def train_recipe_seed(
@@ -28,8 +28,16 @@ def train_recipe_seed(
     config: TrainConfig,
     class_names: tuple[str, ...],
     models_dir: str,
+    preprocess: PreprocessConfig | None = None,
 ) -> Checkpoint:
     """Train `recipe` on the cached tensors; adding a recipe later trains only the new one."""
     return train_checkpoint(
-        recipe, seed, real_train, synthetic, config, class_names, Path(models_dir)
+        recipe,
+        seed,
+        real_train,
+        synthetic,
+        config,
+        class_names,
+        Path(models_dir),
+        preprocess=preprocess,
     )

@@ -1,5 +1,6 @@
 """The experiment flow end to end on a small dataset, on a real Prefect server."""
 
+import base64
 import json
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from prefect.client.schemas.filters import (
 
 from flows.experiment import experiment
 from synth.config import ExperimentConfig
+from synth.figures import palette_image
+from synth.storage import encode_png
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -78,10 +81,11 @@ def test_experiment_publishes_report_artifacts_and_files(experiment_config):
     assert [r["recipe"] for r in metrics["recipes"]] == ["real", "synthetic", "mix-50"]
     assert {r["seed"] for r in metrics["runs"]} == {0}
     assert (out / "metrics.csv").read_text().splitlines()[0].startswith("recipe,seed,test_set")
-    assert sorted(p.name for p in (out / "shap").glob("*.png")) == [
-        "mix-50.png",
-        "real.png",
-        "synthetic.png",
+    # one SHAP PNG per recipe, named `<recipe>-<key of its inputs and code>.png`
+    assert sorted(p.name.rsplit("-", 1)[0] for p in (out / "shap").glob("*.png")) == [
+        "mix-50",
+        "real",
+        "synthetic",
     ]
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
@@ -123,3 +127,26 @@ def test_experiment_rerun_trains_only_new_recipes_and_rebuilds_deleted_models(
         ckpt.unlink()
     _, run_id = _run(bigger)
     assert list((report.parent / "models").glob("synthetic-*.pt"))  # rebuilt, not stale-cached
+
+
+def _embedded(png: Path) -> str:
+    """The data URI payload the report embeds for `png` (figures go in as palette PNGs)."""
+    with Image.open(png) as img:
+        return base64.b64encode(encode_png(palette_image(img))).decode()
+
+
+def test_experiment_a_b_a_never_shows_b_shap_maps_for_a(experiment_config):
+    """SHAP PNGs are named by their inputs: config B writes its own file, A's stays A's."""
+    a_config = experiment_config.model_copy(update={"recipes": experiment_config.recipes[:1]})
+    report, _ = _run(a_config)
+    shap_dir = report.parent / "shap"
+    (real_a,) = shap_dir.glob("real-*.png")
+    a_mtime = real_a.stat().st_mtime_ns
+    _run(a_config.model_copy(update={"shap_images_per_class": 2}))  # B: other maps, same model
+    (real_b,) = set(shap_dir.glob("real-*.png")) - {real_a}  # a file of its own, A's kept
+
+    report, _ = _run(a_config)
+    html = report.read_text()
+    assert real_a.stat().st_mtime_ns == a_mtime  # A's maps served from A's file, not redrawn
+    assert _embedded(real_a) in html
+    assert _embedded(real_b) not in html

@@ -19,10 +19,12 @@ from synth.evaluation.metrics import (
     predict_proba,
 )
 from synth.evaluation.scoring import (
+    FOLDER_SPLITS,
     EvalRecord,
     evaluate_checkpoint,
     evaluate_folder,
     explain_checkpoint,
+    shap_file,
 )
 from synth.evaluation.summary import (
     MetricSummary,
@@ -36,6 +38,7 @@ __all__ = [
     "EvalMetrics",
     "EvalRecord",
     "Explanation",
+    "FOLDER_SPLITS",
     "METRICS",
     "MetricSummary",
     "Misclassified",
@@ -50,6 +53,7 @@ __all__ = [
     "explain_images",
     "mean_ci",
     "predict_proba",
+    "shap_file",
     "shap_plot",
     "summarize_recipes",
 ]

@@ -8,15 +8,25 @@ from pathlib import Path
 
 import torch
 
-from synth.config import PreprocessConfig
+from synth.code_digest import code_digest
 from synth.data.preprocess import TensorSet, build_tensor_set, load_tensor_set, real_items
-from synth.data.real_import import import_real_dataset
+from synth.data.real_import import RealDataset, import_real_dataset
+from synth.errors import CheckpointError, InputError
 from synth.evaluation.explain import explain_images, shap_plot
 from synth.evaluation.metrics import EvalMetrics, evaluate_model
-from synth.storage import atomic_write_bytes, encode_png
+from synth.storage import atomic_write_bytes, content_key, encode_png
 from synth.training.trainer import Checkpoint, load_checkpoint
 
-__all__ = ["EvalRecord", "evaluate_checkpoint", "evaluate_folder", "explain_checkpoint"]
+__all__ = [
+    "FOLDER_SPLITS",
+    "EvalRecord",
+    "evaluate_checkpoint",
+    "evaluate_folder",
+    "explain_checkpoint",
+    "shap_file",
+]
+
+FOLDER_SPLITS = ("test", "train", "all")  # what `datasynth evaluate --split` accepts
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,27 @@ def evaluate_checkpoint(checkpoint: Checkpoint, test: TensorSet, test_name: str)
     metrics = evaluate_model(model, data.images, data.labels, info.class_names)
     recipe = info.recipe.name if info.recipe else Path(checkpoint.path).stem
     return EvalRecord(recipe, info.seed, test_name, checkpoint.path, metrics)
+
+
+def shap_file(
+    shap_dir: Path,
+    label: str,
+    checkpoint: Checkpoint,
+    background: TensorSet,
+    test: TensorSet,
+    per_class: int,
+    seed: int = 0,
+) -> Path:
+    """Where `explain_checkpoint` with these arguments saves its PNG: `<label>-<key>.png`.
+
+    The key covers every input of the maps and the code that draws them, so another config's
+    maps get another file and are never shown for this one. `seed` must be the one passed to
+    `explain_checkpoint` (its default is 0 too).
+    """
+    key = content_key(
+        checkpoint.digest, background.digest, test.digest, per_class, seed, code_digest(__name__)
+    )
+    return Path(shap_dir) / f"{label}-{key}.png"
 
 
 def explain_checkpoint(
@@ -70,22 +101,74 @@ def explain_checkpoint(
     return str(out)
 
 
-def evaluate_folder(checkpoint: Path, data: Path, size: int | None = None) -> dict:
-    """Score a saved model on a labelled ImageFolder; the JSON-able result `datasynth evaluate`
-    prints (metrics, per-class reports, confusion and the files the import quarantined)."""
+def evaluate_folder(
+    checkpoint: Path, data: Path, size: int | None = None, *, split: str = "test"
+) -> dict:
+    """Score a saved model on a labelled ImageFolder, preprocessed exactly as its training images.
+
+    Args:
+        checkpoint: A checkpoint written by datasynth (it records its preprocessing).
+        data: `<data>/train/<Class>/` + `<data>/test/<Class>/`, or `<data>/<Class>/`.
+        size: Only a check: must equal the size the model was trained on (None: no check).
+        split: 'test' (default: the held-out test/ photos), 'train', or 'all'. A folder without
+            train/ and test/ is scored whole, and only with 'all': which of its photos are held
+            out depends on a run's split, which a folder alone does not say.
+
+    Returns:
+        The JSON-able result `datasynth evaluate` prints: the split and image count, how many of
+        them trained the model, the preprocessing applied, metrics, per-class reports, confusion
+        and the files the import quarantined.
+
+    Raises:
+        CheckpointError: The checkpoint records no preprocessing (written before it did).
+        InputError: A bad `split` or `size`, classes that differ from the model's, bad folders.
+    """
+    # 1. Check inputs
+    if split not in FOLDER_SPLITS:
+        raise InputError(f"`split` must be one of {', '.join(FOLDER_SPLITS)}; got {split!r}")
     net, info = load_checkpoint(checkpoint)
-    dataset = import_real_dataset(data, classes=info.class_names)
-    items = real_items(dataset, "train") + real_items(dataset, "test")
+    if info.preprocess is None:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} does not record how its training images were "
+            "preprocessed (written by an older datasynth), so it cannot be scored faithfully: "
+            "rerun `datasynth run` on its config to retrain it"
+        )
+    if size is not None and size != info.size:
+        raise InputError(
+            f"`size` {size} differs from the {info.size} px the model was trained on: leave "
+            "it out, evaluate applies the checkpoint's own preprocessing"
+        )
+    # 2. Import the folder (classes must be the model's) and choose the photos
+    dataset = import_real_dataset(data, classes=info.class_names, require_test=False)
+    items = [item for s in _splits(dataset, split) for item in real_items(dataset, s)]
+    # 3. Preprocess as in training, and score
     with tempfile.TemporaryDirectory() as tmp:
-        pre = PreprocessConfig(size=size or info.size)
-        tensors = load_tensor_set(build_tensor_set(items, Path(tmp) / "x.pt", pre).path)
+        built = build_tensor_set(items, Path(tmp) / "x.pt", info.preprocess)
+        tensors = load_tensor_set(built.path)
     metrics = evaluate_model(net, tensors.images, tensors.labels, info.class_names)
+    duplicates = dataset.train_test_duplicates if split == "test" else ()
     return {
         "model": str(checkpoint),
         "data": str(data),
+        "split": split,
         "images": len(items),
+        "images_seen_in_training": sum(info.trained_on(item.key) for item in items),
+        "test_images_duplicating_train": [vars(d) for d in duplicates],
+        "preprocess": info.preprocess.model_dump(mode="json"),
         "quarantined": [{"path": q.path, "reason": q.reason} for q in dataset.quarantined],
         **metrics.summary(),
         "per_class": [vars(c) | {} for c in metrics.per_class],
         "confusion": metrics.confusion,
     }
+
+
+def _splits(dataset: RealDataset, split: str) -> tuple[str, ...]:
+    if split == "all":
+        return ("train", "test")
+    if not dataset.split_by_folders:
+        n = len(dataset.entries)
+        raise InputError(
+            f"{dataset.root!r} has no train/ and test/ folders, so which of its photos the "
+            f"model trained on is unknown here: pass `--split all` to score all {n} images"
+        )
+    return (split,)
