@@ -9,18 +9,27 @@ from typing import Annotated
 import typer
 
 from flows.cli.app import app, parse_overrides
-from flows.cli.env import apply_prefect_defaults
-from flows.cli.generate_commands import DASK_WORKERS_HELP, TASK_RUNNER_HELP
+from flows.cli.env import choose_server
+from flows.cli.generate_commands import (
+    DASK_WORKERS_HELP,
+    REGENERATE_CHANGED_HELP,
+    TASK_RUNNER_HELP,
+)
 
 
-def _run_experiment(cfg, task_runner: str = "threads", dask_workers: int | None = None) -> str:
+def _run_experiment(
+    cfg,
+    task_runner: str = "threads",
+    dask_workers: int | None = None,
+    regenerate_changed: bool = False,
+) -> str:
     from flows.experiment import experiment
     from flows.runners import apply_task_runner
 
     flow = apply_task_runner(
         experiment, task_runner, workers=dask_workers, device=cfg.generation.device
     )
-    state = flow(cfg, return_state=True)
+    state = flow(cfg, regenerate_changed=regenerate_changed, return_state=True)
     report = state.result()
     run_id = state.state_details.flow_run_id
     typer.echo(f"\nreport: {Path(report).resolve()}")
@@ -37,15 +46,16 @@ def run(
     set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
     task_runner: Annotated[str, typer.Option(help=TASK_RUNNER_HELP)] = "threads",
     dask_workers: Annotated[int | None, typer.Option(help=DASK_WORKERS_HELP)] = None,
+    regenerate_changed: Annotated[bool, typer.Option(help=REGENERATE_CHANGED_HELP)] = False,
 ) -> None:
     """Run the whole experiment of CONFIG (generate → import → train → evaluate → report)."""
-    apply_prefect_defaults()
+    choose_server()
     from synth.config import ExperimentConfig, load_config
     from synth.generation import model_info
 
     cfg = load_config(config, ExperimentConfig, parse_overrides(set_))
     model_info(cfg.generation)  # check inputs first: a missing model fails here
-    _run_experiment(cfg, task_runner, dask_workers)
+    _run_experiment(cfg, task_runner, dask_workers, regenerate_changed)
 
 
 @app.command()
@@ -53,7 +63,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
 ) -> None:
     """The whole study offline on CPU: the repo's fruit photos and a tiny local SD pipeline."""
-    apply_prefect_defaults()
+    choose_server()
     from synth.demo import demo_config, ensure_tiny_model
 
     ensure_tiny_model()
@@ -65,10 +75,28 @@ def demo(
 def evaluate(
     model: Annotated[Path, typer.Option(help="Checkpoint (.pt) written by datasynth.")],
     data: Annotated[Path, typer.Option(help="Labelled ImageFolder to score on.")],
-    size: int | None = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="test: the folder's held-out test/ photos; train: its train/; all: every "
+            "photo (the only choice for a folder without train/ and test/)."
+        ),
+    ] = "test",
+    size: Annotated[
+        int | None,
+        typer.Option(help="Check only: must equal the size the model was trained on."),
+    ] = None,
 ) -> None:
-    """Score a saved model on any labelled folder; prints the metrics as JSON."""
+    """Score a saved model on a labelled folder with its own preprocessing; prints JSON."""
     from synth.evaluation import evaluate_folder
 
-    result = evaluate_folder(model, data, size)
+    result = evaluate_folder(model, data, size, split=split)
+    seen = result["images_seen_in_training"]
+    if seen:  # stderr: stdout stays pure JSON for scripts
+        typer.secho(
+            f"warning: {seen} of the {result['images']} scored images trained this model; "
+            "their scores are not held-out",
+            fg="yellow",
+            err=True,
+        )
     typer.echo(json.dumps(result, indent=2, default=str))

@@ -8,13 +8,18 @@ from typing import Annotated
 import typer
 
 from flows.cli.app import app, parse_overrides
-from flows.cli.env import apply_prefect_defaults
+from flows.cli.env import choose_server
 
 TASK_RUNNER_HELP = (
     "Where batches run: 'threads' (this process), 'dask' (a local Dask cluster, one worker per "
     "GPU) or the address of a running Dask scheduler, dask://HOST:PORT."
 )
 DASK_WORKERS_HELP = "Workers of `--task-runner dask` (default: one per GPU, 2 without GPUs)."
+REGENERATE_CHANGED_HELP = (
+    "Regenerate exactly the images already in the folder that were made with other settings "
+    "than the config now plans (model, LoRA, prompt, steps, ...), and keep the rest; without "
+    "it such a folder is refused."
+)
 
 
 @app.command("tiny-model")
@@ -39,9 +44,10 @@ def generate(
     ] = None,
     task_runner: Annotated[str, typer.Option(help=TASK_RUNNER_HELP)] = "threads",
     dask_workers: Annotated[int | None, typer.Option(help=DASK_WORKERS_HELP)] = None,
+    regenerate_changed: Annotated[bool, typer.Option(help=REGENERATE_CHANGED_HELP)] = False,
 ) -> None:
     """Generate (or resume) the synthetic dataset of CONFIG into OUT, with a progress bar."""
-    apply_prefect_defaults()
+    choose_server()
     from flows.cli.progress import ManifestProgress
     from flows.generate import generate_dataset
     from flows.runners import apply_task_runner
@@ -52,5 +58,11 @@ def generate(
     model_info(cfg)  # check inputs first: a missing model fails here, not in a task
     flow = apply_task_runner(generate_dataset, task_runner, workers=dask_workers, device=cfg.device)
     with ManifestProgress(out, len(cfg.classes) * cfg.images_per_class):
-        ref = flow(cfg, str(out), retries=retries, retry_delay_seconds=retry_delay)
+        ref = flow(
+            cfg,
+            str(out),
+            retries=retries,
+            retry_delay_seconds=retry_delay,
+            regenerate_changed=regenerate_changed,
+        )
     typer.echo(f"dataset {ref.root}: {ref.images} images {ref.counts}, digest {ref.digest}")
