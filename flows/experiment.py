@@ -13,12 +13,14 @@ from synth.data import extra_test_set_names
 from synth.evaluation import shap_file
 from synth.generation import is_tiny_model
 from tasks.caching import resolve_checked, run_checked
+from tasks.diagnose import diagnose
 from tasks.evaluate import evaluate, explain
 from tasks.preprocess import preprocess_real_split, preprocess_synthetic_set
 from tasks.progress import StepProgress
 from tasks.realdata import import_real
 from tasks.report import publish_study_report
 from tasks.train import train_recipe_seed
+from tasks.verdicts import judge_recipes
 
 __all__ = ["experiment"]
 
@@ -38,7 +40,9 @@ def experiment(
     Steps: 1. generate the synthetic set (subflow, resumable), 2. import the real photos and
     any extra test folders, 3. preprocess all of them to cached tensors, 4. train each recipe
     for each seed, 5. evaluate every model on every real test set, 6. explain one model per
-    recipe with SHAP, 7. write report.html + metrics and publish the artifacts.
+    recipe with SHAP, 7. diagnose with the baseline's first model (domain gap, leakage audit,
+    cost), 8. judge every recipe against the baseline (paired verdicts, exchange rate), 9. write
+    report.html + metrics and publish the artifacts.
     Returns the path of report.html.
     """
     out = Path(config.out).resolve()
@@ -47,7 +51,7 @@ def experiment(
     classes = tuple(c.name for c in config.generation.classes)
     recipes = config.all_recipes()
     names = extra_test_set_names(config.extra_test_sets)  # before generating: a clash is an error
-    progress = StepProgress(7, "experiment-progress", "Experiment steps finished")
+    progress = StepProgress(9, "experiment-progress", "Experiment steps finished")
     # Step 1: synthetic images
     synthetic = generate_dataset(
         config.generation,
@@ -100,7 +104,26 @@ def experiment(
                     explain, *args, valid=lambda p: Path(p).is_file()
                 )
     progress.advance()
-    # Step 7: report
+    # Step 7: diagnosis in the real-only model's features (its first seed); its suspect count
+    # `diagnosis.n_suspect_images` is what `verdict(..., leakage_suspects=...)` states
+    diagnosis = None
+    baseline_models = [
+        c for (r, _), c in zip(runs, checkpoints, strict=True) if r.name == config.baseline
+    ]
+    if baseline_models:
+        diagnosis = diagnose(
+            baseline_models[0], real_train, test_sets, syn, synthetic.root, records, recipes,
+            config.baseline, config.feature_model, config.train.device,
+        )  # fmt: skip
+    progress.advance()
+    # Step 8: verdicts, paired on seeds and test images, counting the audit's suspects
+    leakage = {name: diagnosis.suspects_in(name) for name in test_sets} if diagnosis else None
+    verdicts = judge_recipes(
+        records, recipes, config.baseline, config.cheap_baseline, config.replacement_margin,
+        config.train.budget, leakage,
+    )  # fmt: skip
+    progress.advance()
+    # Step 9: report
     overview = [
         {"item": "real data", "value": f"{config.real_data} ({len(real.entries)} images)"},
         {"item": "synthetic data", "value": f"{synthetic.root} ({synthetic.images} images)"},
@@ -119,6 +142,8 @@ def experiment(
         no_signal=is_tiny_model(config.generation.model),
         out_dir=str(out),
         title=f"datasynth: {config.name}",
+        diagnosis=diagnosis,
+        verdicts=verdicts,
     )
     progress.advance()
     print(f"report: {report}")

@@ -6,13 +6,21 @@ turns pydantic's errors into a `ConfigError` that names every bad field.
 
 from __future__ import annotations
 
+import os
 import string
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from synth.errors import ConfigError
 from synth.naming import validate_class_names
@@ -37,6 +45,8 @@ Scheduler = Literal["default", "ddim", "pndm", "euler", "euler-ancestral", "dpm-
 
 
 _BLANK_ALLOWED = {"negative_prompt"}
+# Names the main real dataset's results are reported under; an extra test set may not take them.
+_RESERVED_TEST_SETS = ("real", "real-test")
 
 
 class _Frozen(BaseModel):
@@ -82,7 +92,13 @@ class GenerationConfig(_Frozen):
     prompt_template: str = Field(
         default="a photo of a {name}",
         description="Prompt for classes without prompts; '{name}' is the class name "
-        "(the study used the bare name: '{name}').",
+        "(the study used the bare name: '{name}'); '{context}' places the image's context.",
+    )
+    contexts: tuple[str, ...] = Field(
+        default=(),
+        description="Scenes, backgrounds or styles combined with every class in turn, planned "
+        "per image (synth/generation/contexts.py); appended to the prompt unless it says "
+        "where with '{context}'.",
     )
     negative_prompt: str = Field(default="", description="Negative prompt ('' for none).")
     images_per_class: int = Field(default=10, gt=0, le=1_000_000, description="Images per class.")
@@ -109,6 +125,21 @@ class GenerationConfig(_Frozen):
     dtype: Literal["auto", "fp16", "bf16", "fp32"] = Field(
         default="auto", description="'auto' is fp16 on CUDA and fp32 on CPU."
     )
+    lora: str | None = Field(
+        default=None,
+        description="Local folder of a LoRA adapter saved with diffusers' save_lora_weights "
+        "(e.g. by `datasynth personalize`), applied to the model; its digest is in every row.",
+    )
+    lora_scale: float = Field(
+        default=1.0, ge=0.0, le=4.0, description="LoRA strength: 0 is the base model, 1 as trained."
+    )
+
+    @field_validator("contexts")
+    @classmethod
+    def _contexts_not_blank(cls, contexts: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not c.strip() for c in contexts):
+            raise ValueError("contexts must not contain blank strings")
+        return contexts
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -126,17 +157,24 @@ class GenerationConfig(_Frozen):
     @field_validator("prompt_template")
     @classmethod
     def _template_formats(cls, template: str) -> str:
+        # The rule of synth.generation.contexts.template_fields, restated here: importing it
+        # would load torch and diffusers into every config parse.
         try:
             fields = [
-                (f, conv) for _, f, _, conv in string.Formatter().parse(template) if f is not None
+                (f, conv, spec)
+                for _, f, spec, conv in string.Formatter().parse(template)
+                if f is not None
             ]
         except ValueError as exc:
             raise ValueError(
                 f"prompt_template {template!r} is not a valid template ({exc})"
             ) from None
-        if any(f != "name" or conv is not None for f, conv in fields):
+        if any(f not in ("name", "context") or conv or spec for f, conv, spec in fields):
             # '{name.upper}' would put a memory address into every prompt
-            raise ValueError(f"prompt_template {template!r} may only use the field '{{name}}'")
+            raise ValueError(
+                f"prompt_template {template!r} may only use the fields '{{name}}' and "
+                "'{context}', plain"
+            )
         if not template.strip():
             raise ValueError("prompt_template must not be blank")
         return template
@@ -149,10 +187,16 @@ class GenerationConfig(_Frozen):
         return value
 
     def prompt_for(self, spec: ClassSpec, index: int) -> str:
-        """The prompt of image `index` of class `spec`."""
-        if spec.prompts:
-            return spec.prompts[index % len(spec.prompts)]
-        return self.prompt_template.format(name=spec.name)
+        """The prompt of image `index` of class `spec`, its context included."""
+        from synth.generation.contexts import plan_prompt  # loads torch: only when asked
+
+        return plan_prompt(
+            spec.name,
+            index,
+            template=self.prompt_template,
+            prompts=spec.prompts,
+            contexts=self.contexts,
+        ).prompt
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:
@@ -225,7 +269,12 @@ class PreprocessConfig(_Frozen):
         description="Range of the fraction of each side cut from square synthetic images, "
         "so they resemble letterboxed photos; (0, 0) disables it.",
     )
-    seed: int = Field(default=0, ge=0, description="Seed of the per-image random margins/noise.")
+    seed: int = Field(
+        default=0,
+        ge=0,
+        description="Seed of the per-image random margins/noise (the real train/test split has "
+        "its own `split_seed`).",
+    )
 
     @field_validator("synthetic_margin")
     @classmethod
@@ -249,6 +298,21 @@ class TrainConfig(_Frozen):
     finetune_epochs: int = Field(
         default=5, gt=0, le=1000, description="Epochs on real data after synthetic pretraining."
     )
+    budget: Literal["steps", "epochs"] = Field(
+        default="steps",
+        description="'steps': every recipe gets the same number of optimiser steps (`steps`), so "
+        "a recipe with more images does not also get more updates and 'more data' is not "
+        "confounded with 'more training'; 'epochs': `epochs` passes over each recipe's own "
+        "images (the study's way: real + 1x synthetic then takes twice the steps of real-only).",
+    )
+    steps: int | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="Optimiser steps per model under budget 'steps'. Default: the real-only "
+        "recipe's steps, `epochs` passes over the whole real train split, so real-only training "
+        "is unchanged. pretrain-finetune splits it epochs : finetune_epochs between its phases.",
+    )
     device: Literal["auto", "cuda", "cpu"] = Field(default="auto", description="Training device.")
     pretrained_weights: str | None = Field(
         default=None, description="Local ResNet-18 state dict to start from (never downloaded)."
@@ -267,8 +331,8 @@ class RecipeConfig(_Frozen):
     name: str = Field(description="Unique name used in reports and cache keys.", min_length=1)
     kind: str = Field(
         description="How the training images are chosen: a key of the recipe registry "
-        "(synth/training/recipes.py `RECIPES`): real, synthetic, mix, real-plus-synthetic, "
-        "pretrain-finetune.",
+        "(synth/training/recipes.py `RECIPES`): real, real-augmented, synthetic, mix, "
+        "real-plus-synthetic, pretrain-finetune, shots.",
         json_schema_extra=lambda schema: schema.update(enum=_recipe_kinds()),
     )
     synthetic_fraction: float = Field(
@@ -281,7 +345,20 @@ class RecipeConfig(_Frozen):
         default=1.0,
         ge=0.0,
         le=1000.0,
-        description="'real-plus-synthetic': synthetic images per real one.",
+        description="'real-plus-synthetic' (and 'shots' with shots_synthetic 'matched'): "
+        "synthetic images per real one.",
+    )
+    real_fraction: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="'shots': share of the real train split used, class-stratified; several "
+        "shares trace accuracy against real images used (the exchange rate).",
+    )
+    shots_synthetic: Literal["none", "all", "matched"] = Field(
+        default="none",
+        description="'shots': no synthetic images, all of them (a fixed N at every share), or "
+        "`synthetic_per_real` per real image used.",
     )
 
     @field_validator("kind")
@@ -305,6 +382,8 @@ class RecipeConfig(_Frozen):
 def _default_recipes() -> tuple[RecipeConfig, ...]:
     return (
         RecipeConfig(name="real", kind="real"),
+        # The cheap alternative synthetic data must beat, not only "nothing" (Geng et al. 2024).
+        RecipeConfig(name="real-augmented", kind="real-augmented"),
         RecipeConfig(name="synthetic", kind="synthetic"),
         RecipeConfig(name="mix-50", kind="mix", synthetic_fraction=0.5),
         RecipeConfig(name="mix-30", kind="mix", synthetic_fraction=0.3),
@@ -323,7 +402,17 @@ class ExperimentConfig(_Frozen):
         description="ImageFolder of real photos: <root>/<Class>/..., optionally train/ and test/.",
     )
     test_fraction: float = Field(
-        default=0.2, gt=0.0, lt=1.0, description="Held-out share when real_data has no test/."
+        default=0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Held-out share of each class when real_data has no test/ folder.",
+    )
+    split_seed: int = Field(
+        default=0,
+        ge=0,
+        lt=2**63,
+        description="Seed of that train/test split; its own seed, so preprocessing settings "
+        "(preprocess.seed, margins) never move a photo between train and test.",
     )
     extra_test_sets: tuple[str, ...] = Field(
         default=(), description="More labelled folders to evaluate on (generalisation checks)."
@@ -334,11 +423,47 @@ class ExperimentConfig(_Frozen):
     mix_sweep: tuple[float, ...] = Field(
         default=(), description="Extra 'mix' recipes at these synthetic fractions (a sweep)."
     )
+    shots: tuple[float, ...] = Field(
+        default=(),
+        description="Shares of the real train split for the 'shots' family: `shots-010` (10% of "
+        "the real images) and `shots-010-syn` (the same + synthetic images) per share; 1.0 adds "
+        "only `shots-100-syn` when a 'real' recipe exists (it is the 100% point).",
+    )
+    shots_synthetic: Literal["all", "matched"] = Field(
+        default="all",
+        description="Synthetic images of the `-syn` shots recipes: all of them, or "
+        "`synthetic_per_real` (1) per real image used.",
+    )
     seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(
         default=(0, 1, 2), min_length=1, description="Training seeds."
     )
+    baseline: str = Field(
+        default="real",
+        min_length=1,
+        description="Recipe every other recipe is compared with, paired on the same seeds and "
+        "test images (docs/STATISTICS.md).",
+    )
+    cheap_baseline: str | None = Field(
+        default="real-augmented",
+        description="Second baseline for recipes that use synthetic images, when it is trained: "
+        "the cheap alternative to generating images (None: none).",
+    )
+    replacement_margin: float = Field(
+        default=0.02,
+        gt=0.0,
+        lt=1.0,
+        description="Non-inferiority margin (accuracy) for 'replaces': a synthetic-only recipe "
+        "replaces the baseline when its whole interval lies above -margin. Fix it before "
+        "looking at results.",
+    )
     shap_images_per_class: int = Field(
         default=2, ge=0, le=50, description="Test images per class explained with SHAP (0: off)."
+    )
+    feature_model: str | None = Field(
+        default=None,
+        description="CLIP or DINOv2 vision model (local folder or Hugging Face hub id) whose "
+        "features measure the domain gap beside the real-only classifier's; None: the "
+        "classifier's features only.",
     )
     out: str = Field(default="runs/experiment", description="Run output directory.")
 
@@ -351,6 +476,26 @@ class ExperimentConfig(_Frozen):
             raise ValueError(f"recipe names must be unique, repeated: {dupes}")
         return recipes
 
+    @field_validator("extra_test_sets")
+    @classmethod
+    def _test_sets_named_once(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        # A test set is reported under its folder's name (as synth.data.extra_test_set_names
+        # names it), so two alike, or one named like the main set, would replace each other.
+        taken = {r.casefold(): f"the main real dataset's {r!r}" for r in _RESERVED_TEST_SETS}
+        for path in paths:
+            if not path.strip():
+                raise ValueError("extra_test_sets must not contain blank paths")
+            name = Path(os.path.abspath(path)).name
+            if not name:
+                raise ValueError(f"extra test set {path!r} has no folder name to report it under")
+            if name.casefold() in taken:
+                raise ValueError(
+                    f"extra test set {path!r} is named {name!r}, like {taken[name.casefold()]}: "
+                    "rename or move the folder"
+                )
+            taken[name.casefold()] = f"extra test set {path!r}"
+        return paths
+
     @field_validator("mix_sweep")
     @classmethod
     def _fractions(cls, values: tuple[float, ...]) -> tuple[float, ...]:
@@ -359,10 +504,46 @@ class ExperimentConfig(_Frozen):
             raise ValueError(f"mix_sweep fractions must be within [0, 1], got {bad}")
         return values
 
+    @field_validator("shots")
+    @classmethod
+    def _shares(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in values if not 0.0 < v <= 1.0]
+        if bad:
+            raise ValueError(f"shots shares must be within (0, 1], got {bad}")
+        if len({round(v * 100) for v in values}) != len(values):
+            raise ValueError(f"shots shares must differ in whole percent, got {list(values)}")
+        return tuple(sorted(values))
+
+    @model_validator(mode="after")
+    def _baseline_is_a_recipe(self) -> ExperimentConfig:
+        # Only a baseline the user named must exist; the default 'real' may be absent (the
+        # report then says no verdict could be given).
+        names = [r.name for r in self.all_recipes()]
+        if "baseline" in self.model_fields_set and self.baseline not in names:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the recipes {names}")
+        return self
+
     def all_recipes(self) -> tuple[RecipeConfig, ...]:
-        """The configured recipes plus one 'mix' recipe per `mix_sweep` fraction."""
+        """The configured recipes, one 'mix' per `mix_sweep` fraction, the `shots` family."""
         sweep = tuple(
             RecipeConfig(name=f"sweep-{round(f * 100):03d}", kind="mix", synthetic_fraction=f)
             for f in self.mix_sweep
         )
-        return self.recipes + sweep
+        return self.recipes + sweep + self._shots_recipes()
+
+    def _shots_recipes(self) -> tuple[RecipeConfig, ...]:
+        has_real = any(r.kind == "real" for r in self.recipes)
+        family = []
+        for share in self.shots:
+            name = f"shots-{round(share * 100):03d}"
+            if share < 1.0 or not has_real:  # at 100% the 'real' recipe is the same model
+                family.append(RecipeConfig(name=name, kind="shots", real_fraction=share))
+            family.append(
+                RecipeConfig(
+                    name=f"{name}-syn",
+                    kind="shots",
+                    real_fraction=share,
+                    shots_synthetic=self.shots_synthetic,
+                )
+            )
+        return tuple(family)

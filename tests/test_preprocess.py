@@ -19,6 +19,7 @@ from synth.data import (
     import_real_dataset,
     letterbox,
     load_tensor_set,
+    preprocess_real,
     real_items,
 )
 
@@ -203,3 +204,16 @@ def test_load_tensor_set_rejects_wrong_digest(tmp_path, synthetic_files):
     ref = build_tensor_set(synthetic_files, tmp_path / "x.pt", PreprocessConfig(size=8))
     with pytest.raises(ValueError, match="sha256"):
         load_tensor_set(ref.path, digest="0" * 64)
+
+
+def test_real_test_tensors_ignore_synthetic_margins_and_their_seed(tmp_path):
+    for label, colour in (("apple", (200, 0, 0)), ("pear", (0, 200, 0))):
+        for i in range(3):
+            save(Image.new("RGB", (60, 30 + i), colour), tmp_path / "ds" / label / f"{i}.png")
+    dataset = import_real_dataset(tmp_path / "ds", test_fraction=0.34)
+    # margins are cut from synthetic images only; the split has its own split_seed
+    a = preprocess_real(dataset, "test", PreprocessConfig(size=16), tmp_path / "a")
+    other = PreprocessConfig(size=16, synthetic_margin=(0.1, 0.3), seed=9)
+    b = preprocess_real(dataset, "test", other, tmp_path / "b")
+    data_a, data_b = load_tensor_set(a.path), load_tensor_set(b.path)
+    assert data_a.keys == data_b.keys and torch.equal(data_a.images, data_b.images)

@@ -9,15 +9,20 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from synth.data import (
     BadImageError,
+    RealImage,
+    extra_test_set_names,
     import_real_dataset,
     load_rgb,
     write_import_report,
 )
+from synth.data.real_duplicates import train_test_duplicates
+from synth.errors import InputError
 
 FRUITS = Path(__file__).resolve().parents[1] / "data" / "fruits"
 
@@ -296,21 +301,21 @@ def test_import_real_dataset_keeps_given_splits(tmp_path):
 
 def test_import_real_dataset_split_is_stratified_and_deterministic(tmp_path):
     root = make_flat(tmp_path / "ds", {"a": 10, "b": 5, "c": 2, "d": 1})
-    first = import_real_dataset(root, test_fraction=0.2, seed=3)
+    first = import_real_dataset(root, test_fraction=0.2, split_seed=3)
     assert first.counts() == {
         "train": {"a": 8, "b": 4, "c": 1, "d": 1},
         "test": {"a": 2, "b": 1, "c": 1, "d": 0},
     }
-    again = import_real_dataset(root, test_fraction=0.2, seed=3)
+    again = import_real_dataset(root, test_fraction=0.2, split_seed=3)
     assert again == first
-    other = import_real_dataset(root, test_fraction=0.2, seed=4)
+    other = import_real_dataset(root, test_fraction=0.2, split_seed=4)
     assert {e.path for e in other.split("test")} != {e.path for e in first.split("test")}
     assert other.digest != first.digest  # the split is part of the digest
 
 
 def test_import_real_dataset_split_of_a_class_ignores_other_classes(tmp_path):
-    small = import_real_dataset(make_flat(tmp_path / "one", {"a": 10}), seed=1)
-    more = import_real_dataset(make_flat(tmp_path / "two", {"a": 10, "b": 7}), seed=1)
+    small = import_real_dataset(make_flat(tmp_path / "one", {"a": 10}), split_seed=1)
+    more = import_real_dataset(make_flat(tmp_path / "two", {"a": 10, "b": 7}), split_seed=1)
 
     def test_names(ds):
         return {Path(e.path).name for e in ds.split("test") if e.label == "a"}
@@ -353,3 +358,109 @@ def test_import_real_dataset_reads_the_fruit_photos_cleanly():
     assert not ds.quarantined
     counts = ds.counts()
     assert sum(counts["train"].values()) == 220 and sum(counts["test"].values()) == 55
+
+
+# ------------------------------------------------------------------- splits and duplicates
+
+
+def textured(seed: int, size=(48, 36)) -> Image.Image:
+    """A seeded blocky image: structure a perceptual hash can see, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
+
+
+def test_import_real_dataset_splits_a_lone_train_folder_by_test_fraction(tmp_path):
+    make_flat(tmp_path / "ds" / "train", {"apple": 10, "pear": 5})
+    ds = import_real_dataset(tmp_path / "ds", test_fraction=0.2, split_seed=3)
+    assert ds.counts() == {"train": {"apple": 8, "pear": 4}, "test": {"apple": 2, "pear": 1}}
+    assert not ds.split_by_folders and (ds.test_fraction, ds.split_seed) == (0.2, 3)
+    flat = import_real_dataset(make_flat(tmp_path / "flat", {"apple": 10, "pear": 5}), split_seed=3)
+    # the same split as the same files without train/: names and split_seed decide, nothing else
+    assert [Path(e.path).name for e in ds.split("test")] == [
+        Path(e.path).name for e in flat.split("test")
+    ]
+
+
+def test_import_real_dataset_records_a_kept_split_as_folders(tmp_path):
+    make_flat(tmp_path / "ds" / "train", {"apple": 2, "pear": 2})
+    make_flat(tmp_path / "ds" / "test", {"apple": 1, "pear": 1})
+    ds = import_real_dataset(tmp_path / "ds", split_seed=9)
+    assert ds.split_by_folders and (ds.test_fraction, ds.split_seed) == (None, None)
+    report = json.loads(write_import_report(ds, tmp_path / "r.json").read_text())
+    assert (report["split_by"], report["test_fraction"], report["split_seed"]) == (
+        "folders",
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda r: make_flat(r, {"apple": 1, "pear": 1}), r"`test_fraction` 0.2 holds out no"),
+        (
+            lambda r: (make_flat(r / "train", {"apple": 2}), write(r / "test" / "README", b"x")),
+            r"test/ under .* holds no class folder",
+        ),
+    ],
+    ids=["one-photo-per-class", "test-without-class-folders"],
+)
+def test_import_real_dataset_refuses_an_empty_test_split(tmp_path, make, message):
+    make(tmp_path / "ds")
+    with pytest.raises(InputError, match=message):
+        import_real_dataset(tmp_path / "ds")
+    # an extra test set is scored whole: its test split may be empty
+    assert not import_real_dataset(tmp_path / "ds", require_test=False).split("test")
+
+
+def test_import_real_dataset_reports_exact_and_near_train_test_duplicates(tmp_path):
+    root = tmp_path / "ds"
+    for i in range(4):
+        write(root / "train" / "apple" / f"a{i}.png", encode(textured(i), "PNG"))
+    write(root / "test" / "apple" / "copy.png", encode(textured(1), "PNG"))  # same bytes
+    near = textured(2).resize((60, 45), Image.Resampling.BILINEAR)  # resized, re-encoded
+    write(root / "test" / "apple" / "near.jpg", encode(near, "JPEG", quality=80))
+    write(root / "test" / "apple" / "new.png", encode(textured(99), "PNG"))
+    ds = import_real_dataset(root)
+    found = {Path(d.test).name: d for d in ds.train_test_duplicates}
+    assert set(found) == {"copy.png", "near.jpg"}
+    assert found["copy.png"].exact and found["copy.png"].distance == 0
+    assert Path(found["copy.png"].train).name == "a1.png"
+    assert not found["near.jpg"].exact and Path(found["near.jpg"].train).name == "a2.png"
+    assert found["near.jpg"].distance <= 4
+    report = json.loads(write_import_report(ds, tmp_path / "r.json").read_text())
+    assert sorted(Path(d["test"]).name for d in report["train_test_duplicates"]) == [
+        "copy.png",
+        "near.jpg",
+    ]
+
+
+def test_train_test_duplicates_counts_bits_up_to_the_threshold():
+    def image(path, phash, sha=None):
+        return RealImage(path, "a", "train", sha or path, 1, 1, f"{phash:016x}")
+
+    train = [image("t0", 0b0), image("t1", 0xFF00)]
+    test = [image("x3", 0b111), image("x4", 0b1111), image("x5", 0b11111), image("c", 1, "t1")]
+    found = train_test_duplicates(train, test, threshold=4)
+    assert [(d.test, d.train, d.distance, d.exact) for d in found] == [
+        ("x3", "t0", 3, False),
+        ("x4", "t0", 4, False),
+        ("c", "t1", 0, True),  # same sha256: a copy whatever the hashes say
+    ]
+    assert train_test_duplicates([], test) == ()
+
+
+def test_extra_test_set_names_are_basenames_and_unique(tmp_path):
+    assert extra_test_set_names([str(tmp_path / "grocery"), f"{tmp_path}/street/"]) == [
+        "grocery",
+        "street",
+    ]
+    for paths, message in [
+        ([str(tmp_path / "real-test")], "like the main real dataset's 'real-test'"),
+        ([str(tmp_path / "Real")], "like the main real dataset's 'real'"),
+        ([str(tmp_path / "a" / "shop"), str(tmp_path / "b" / "Shop")], "like extra test set"),
+        (["/"], "no folder name"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            extra_test_set_names(paths)

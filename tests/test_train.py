@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 
-from synth.config import RecipeConfig, TrainConfig
+from synth.config import PreprocessConfig, RecipeConfig, TrainConfig
 from synth.errors import CheckpointError
 from synth.storage import sha256_file
 from synth.training import to_input
@@ -188,3 +190,57 @@ def test_load_checkpoint_rejects_foreign_and_missing_files(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_save_checkpoint_records_preprocessing_and_training_images(tmp_path):
+    images, labels = _random_data()
+    result = train_classifier(images, labels, config=CPU, n_classes=3, seed=3, epochs=1)
+    pre = PreprocessConfig(size=32, padding="white", seed=4)
+    keys = [hashlib.sha256(bytes([i])).hexdigest() for i in range(5)]
+    saved = save_checkpoint(
+        tmp_path / "m.pt",
+        result.model,
+        model_name=result.model_name,
+        n_classes=3,
+        size=32,
+        class_names=["apple", "banana", "orange"],
+        train_config=CPU,
+        recipe=None,
+        seed=3,
+        history=result.history,
+        preprocess=pre,
+        train_image_keys=keys,
+    )
+    _, info = load_checkpoint(saved.path)
+    assert info.preprocess == pre
+    assert all(info.trained_on(k) for k in keys)
+    assert not info.trained_on(hashlib.sha256(b"another image").hexdigest())
+    with pytest.raises(ValueError, match="preprocess.size"):
+        save_checkpoint(
+            tmp_path / "bad.pt",
+            result.model,
+            model_name=result.model_name,
+            n_classes=3,
+            size=32,
+            class_names=["apple", "banana", "orange"],
+            train_config=CPU,
+            recipe=None,
+            seed=3,
+            history=result.history,
+            preprocess=PreprocessConfig(size=64),
+        )
+
+
+def test_load_checkpoint_reads_version_1_without_preprocessing(tmp_path):
+    images, labels = _random_data()
+    result = train_classifier(images, labels, config=CPU, n_classes=3, seed=3, epochs=1)
+    payload = torch.load(_save(tmp_path, result).path, weights_only=True)
+    payload["version"] = 1
+    del payload["preprocess"], payload["train_image_keys"]
+    torch.save(payload, tmp_path / "v1.pt")
+    _, info = load_checkpoint(tmp_path / "v1.pt")
+    assert info.preprocess is None and info.train_image_keys == frozenset()
+    payload["version"] = 99
+    torch.save(payload, tmp_path / "v99.pt")
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(tmp_path / "v99.pt")

@@ -1,10 +1,11 @@
 """Safe import of a folder of real photos: every file is decoded once, bad ones are quarantined.
 
-Layouts: `<root>/<Class>/<files>` (split here, stratified and seeded) or
-`<root>/train/<Class>/...` + `<root>/test/<Class>/...` (split kept). Files beside the class
-folders (a README, a metadata.jsonl) are ignored, as torchvision's `ImageFolder` ignores them;
-names starting with '.' are ignored everywhere. Importing only reads: `write_import_report`
-is the one function here that writes.
+Layouts: `<root>/train/<Class>/...` + `<root>/test/<Class>/...` (split kept), or
+`<root>/<Class>/<files>` or `<root>/train/<Class>/...` alone (split here by `test_fraction`,
+stratified, seeded by `split_seed` alone). Files beside the class folders (a README, a
+metadata.jsonl) are ignored, as torchvision's `ImageFolder` ignores them; names starting with '.'
+are ignored everywhere. Test images that are (near-)copies of training images are reported.
+Importing only reads: `write_import_report` is the one function here that writes.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import random
 import stat
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageOps
 
+from synth.data.image_hash import perceptual_hash
+from synth.data.real_duplicates import DUPLICATE_BITS, TrainTestDuplicate, train_test_duplicates
 from synth.errors import InputError
 from synth.naming import class_dirname, validate_class_names
 from synth.storage import atomic_write_bytes, sha256_file
@@ -31,6 +35,8 @@ __all__ = [
     "Quarantined",
     "RealDataset",
     "RealImage",
+    "TrainTestDuplicate",
+    "extra_test_set_names",
     "import_real_dataset",
     "load_rgb",
     "write_import_report",
@@ -62,6 +68,7 @@ class RealImage:
     sha256: str
     width: int
     height: int
+    phash: str = ""  # 16 hex digits: 64-bit DCT perceptual hash, finds train/test near-copies
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,15 @@ class RealDataset:
     entries: tuple[RealImage, ...]
     quarantined: tuple[Quarantined, ...]
     digest: str
+    # How the test split was made: None and None when train/ and test/ folders were kept.
+    test_fraction: float | None = None
+    split_seed: int | None = None
+    train_test_duplicates: tuple[TrainTestDuplicate, ...] = ()
+
+    @property
+    def split_by_folders(self) -> bool:
+        """True when `root` had train/ and test/ folders (the split is the folders')."""
+        return self.test_fraction is None
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{split: {label: images}}, with every class listed in every split."""
@@ -229,7 +245,8 @@ def _files(folder: Path, real_root: str, bad: list[Quarantined]) -> list[Path]:
 
 
 def _layout(root: Path, real_root: str, bad: list[Quarantined]) -> dict[Split | None, Path]:
-    """{split: folder}; the key None means one folder of classes to split here."""
+    """{split: folder}; the key None means one folder of classes to split here (`root` itself,
+    or train/ when there is no test/: a lone train/ still needs held-out images)."""
     names = {p.name: p for p in _visible(root) if p.is_dir()}
     for name in [n for n in SPLITS if n in names and names[n].is_symlink()]:
         bad.append(Quarantined(str(names.pop(name)), "symlinked split folder (not followed)"))
@@ -240,6 +257,8 @@ def _layout(root: Path, real_root: str, bad: list[Quarantined]) -> dict[Split | 
     for name, path in names.items():
         if name not in SPLITS:
             bad.append(Quarantined(str(path), "not a split folder: only train/ and test/ are read"))
+    if "test" not in names:
+        return {None: names["train"]}
     return {s: names[s] for s in SPLITS if s in names}
 
 
@@ -265,12 +284,14 @@ def _match_classes(found: list[str], classes: list[str] | None) -> dict[str, str
     return {have[k]: wanted[k] for k in have}
 
 
-def _validate(path: Path, max_pixels: int, bad: list[Quarantined]) -> tuple[str, int, int] | None:
-    """(sha256, width, height) of a valid image, or None after quarantining it."""
+def _validate(
+    path: Path, max_pixels: int, bad: list[Quarantined]
+) -> tuple[str, int, int, str] | None:
+    """(sha256, width, height, perceptual hash) of a valid image, or None after quarantining it."""
     try:
         with load_rgb(path, max_pixels=max_pixels) as img:
-            size = img.size
-        return sha256_file(path), size[0], size[1]
+            size, phash = img.size, f"{perceptual_hash(img):016x}"
+        return sha256_file(path), size[0], size[1], phash
     except BadImageError as exc:
         bad.append(Quarantined(str(path), exc.reason))
     except OSError as exc:  # unreadable for sha256 (permissions, I/O error)
@@ -280,8 +301,8 @@ def _validate(path: Path, max_pixels: int, bad: list[Quarantined]) -> tuple[str,
 
 def _valid_images(
     folder: Path, root: Path, real_root: str, max_pixels: int, bad: list[Quarantined]
-) -> list[tuple[Path, tuple[str, int, int]]]:
-    """(path, (sha256, width, height)) of a class folder's valid images; ValueError if none."""
+) -> list[tuple[Path, tuple[str, int, int, str]]]:
+    """(path, (sha256, width, height, phash)) of a folder's valid images; InputError if none."""
     valid = []
     for path in _files(folder, real_root, bad):
         info = _validate(path, max_pixels, bad)
@@ -321,7 +342,9 @@ def import_real_dataset(
     *,
     classes: list[str] | tuple[str, ...] | None = None,
     test_fraction: float = 0.2,
-    seed: int = 0,
+    split_seed: int = 0,
+    require_test: bool = True,
+    duplicate_bits: int = DUPLICATE_BITS,
     max_pixels: int = MAX_PIXELS,
 ) -> RealDataset:
     """Validate a real ImageFolder directory and assign every valid photo to train or test.
@@ -331,21 +354,29 @@ def import_real_dataset(
     the import. Nothing is written.
 
     Args:
-        root: `<root>/<Class>/...`, or `<root>/train/<Class>/...` and `<root>/test/<Class>/...`.
+        root: `<root>/train/<Class>/...` and `<root>/test/<Class>/...` (split kept), or
+            `<root>/<Class>/...` or `<root>/train/<Class>/...` alone (split here).
         classes: The synthetic set's class names. When given, the real classes must be the same
             set (compared like `validate_class_names`: case and Unicode form do not matter),
             and labels and class order follow `classes`.
-        test_fraction: Share of each class held out when `root` has no train/ and test/.
-        seed: Seed of that split; the split is stratified and deterministic.
+        test_fraction: Share of each class held out when `root` has no test/ folder.
+        split_seed: Seed of that split (stratified, per class, deterministic); nothing else
+            seeds it, so preprocessing settings never move a photo between train and test.
+        require_test: Refuse a dataset whose test split is empty (False: the caller scores
+            every image, as for an extra test set).
+        duplicate_bits: Test images within this many perceptual-hash bits of a training image
+            are reported as train/test duplicates.
         max_pixels: Largest image accepted (see `load_rgb`).
 
     Returns:
         The dataset's classes, entries (train then test, by class, by file name), quarantined
-        files and a digest over (split, label, relative path, file sha256).
+        files, a digest over (split, label, relative path, file sha256), how the split was made
+        and the test images that duplicate training images.
 
     Raises:
-        ValueError: `root` is not a directory; bad `test_fraction`; no class folders; a class
-            with no valid image; a test class absent from train; classes differing from `classes`.
+        InputError: `root` is not a directory; bad `test_fraction`; no class folders; a class
+            with no valid image; a test class absent from train; classes differing from
+            `classes`; an empty test split (with `require_test`).
     """
     # 1. Check inputs
     root = Path(os.path.abspath(root))
@@ -375,17 +406,65 @@ def import_real_dataset(
             splits = (
                 [split] * len(valid)
                 if split is not None
-                else _stratified(len(valid), names[label], test_fraction, seed)
+                else _stratified(len(valid), names[label], test_fraction, split_seed)
             )
-            for (path, (sha, w, h)), s in zip(valid, splits, strict=True):
-                entries.append(RealImage(str(path), names[label], s, sha, w, h))
+            for (path, (sha, w, h, phash)), s in zip(valid, splits, strict=True):
+                entries.append(RealImage(str(path), names[label], s, sha, w, h, phash))
+    seeded = None in layout
+    if require_test and not any(e.split == "test" for e in entries):
+        raise InputError(_empty_test_message(root, seeded, test_fraction))
 
-    # 4. Order and digest
+    # 4. Order, digest, and look for test images that are training images
     class_order = tuple(classes) if classes is not None else tuple(sorted(names.values()))
     rank = {c: i for i, c in enumerate(class_order)}
     entries.sort(key=lambda e: (SPLITS.index(e.split), rank[e.label], os.fsencode(e.path)))
     bad.sort(key=lambda q: os.fsencode(q.path))
-    return RealDataset(str(root), class_order, tuple(entries), tuple(bad), _digest(root, entries))
+    train = [e for e in entries if e.split == "train"]
+    test = [e for e in entries if e.split == "test"]
+    return RealDataset(
+        str(root),
+        class_order,
+        tuple(entries),
+        tuple(bad),
+        _digest(root, entries),
+        test_fraction=test_fraction if seeded else None,
+        split_seed=split_seed if seeded else None,
+        train_test_duplicates=train_test_duplicates(train, test, duplicate_bits),
+    )
+
+
+def _empty_test_message(root: Path, seeded: bool, test_fraction: float) -> str:
+    if seeded:
+        return (
+            f"`test_fraction` {test_fraction} holds out no image of {str(root)!r}: every class "
+            "has fewer than 2 valid photos; add photos, or a test/<Class>/ folder"
+        )
+    return (
+        f"test/ under {str(root)!r} holds no class folder with photos: add test/<Class>/ "
+        "folders, or remove test/ to split train/ by `test_fraction`"
+    )
+
+
+def extra_test_set_names(
+    paths: Sequence[str], reserved: Sequence[str] = ("real", "real-test")
+) -> list[str]:
+    """The name of each extra test folder (its basename), checked to be unique.
+
+    Names key reports, artifacts and `import-<name>.json`, so two folders named alike, or one
+    named like the main dataset (`reserved`), would silently replace each other's results.
+    """
+    names = [Path(os.path.abspath(p)).name for p in paths]
+    taken = {r.casefold(): f"the main real dataset's {r!r}" for r in reserved}
+    for path, name in zip(paths, names, strict=True):
+        if not name:
+            raise InputError(f"extra test set {path!r} has no folder name to report it under")
+        if name.casefold() in taken:
+            raise InputError(
+                f"extra test set {path!r} is named {name!r}, like {taken[name.casefold()]}: "
+                "results would replace each other; rename or move the folder"
+            )
+        taken[name.casefold()] = f"extra test set {path!r}"
+    return names
 
 
 def write_import_report(dataset: RealDataset, path: str | os.PathLike[str]) -> Path:
@@ -399,6 +478,10 @@ def write_import_report(dataset: RealDataset, path: str | os.PathLike[str]) -> P
         "classes": list(dataset.classes),
         "digest": dataset.digest,
         "counts": dataset.counts(),
+        "split_by": "folders" if dataset.split_by_folders else "test_fraction",
+        "test_fraction": dataset.test_fraction,  # null when train/ and test/ were kept
+        "split_seed": dataset.split_seed,
+        "train_test_duplicates": [asdict(d) for d in dataset.train_test_duplicates],
         "entries": [asdict(e) for e in dataset.entries],
         "quarantined": [asdict(q) for q in dataset.quarantined],
         "quarantined_by_reason": dict(Counter(q.reason for q in dataset.quarantined)),

@@ -26,6 +26,14 @@ from synth.evaluation.scoring import (
     explain_checkpoint,
     shap_file,
 )
+from synth.evaluation.shots_exchange import ShotsExchange
+from synth.evaluation.study_verdicts import (
+    RecipeScore,
+    RecipeVerdict,
+    StudyVerdicts,
+    difference_dict,
+    study_verdicts,
+)
 from synth.evaluation.summary import (
     MetricSummary,
     RecipeSummary,
@@ -43,9 +51,14 @@ __all__ = [
     "MetricSummary",
     "Misclassified",
     "PrCurve",
+    "RecipeScore",
     "RecipeSummary",
+    "RecipeVerdict",
     "RocCurve",
+    "ShotsExchange",
+    "StudyVerdicts",
     "compute_metrics",
+    "difference_dict",
     "evaluate_checkpoint",
     "evaluate_folder",
     "evaluate_model",
@@ -55,5 +68,6 @@ __all__ = [
     "predict_proba",
     "shap_file",
     "shap_plot",
+    "study_verdicts",
     "summarize_recipes",
 ]

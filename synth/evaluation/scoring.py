@@ -31,13 +31,24 @@ FOLDER_SPLITS = ("test", "train", "all")  # what `datasynth evaluate --split` ac
 
 @dataclass(frozen=True)
 class EvalRecord:
-    """One model scored on one test set."""
+    """One model scored on one test set.
+
+    `predictions` and `labels` are per test image, in the test set's order (the same for every
+    recipe and seed), so recipes can be compared image by image (paired statistics). `steps`
+    is the model's optimiser steps; `real_images` / `synthetic_images` the images its recipe
+    chose (None: the checkpoint does not record them).
+    """
 
     recipe: str
     seed: int
     test_set: str
     checkpoint: str
     metrics: EvalMetrics
+    predictions: tuple[int, ...] = ()
+    labels: tuple[int, ...] = ()
+    steps: int = 0
+    real_images: int | None = None
+    synthetic_images: int | None = None
 
 
 def evaluate_checkpoint(checkpoint: Checkpoint, test: TensorSet, test_name: str) -> EvalRecord:
@@ -46,7 +57,15 @@ def evaluate_checkpoint(checkpoint: Checkpoint, test: TensorSet, test_name: str)
     data = load_tensor_set(test.path, digest=test.digest)
     metrics = evaluate_model(model, data.images, data.labels, info.class_names)
     recipe = info.recipe.name if info.recipe else Path(checkpoint.path).stem
-    return EvalRecord(recipe, info.seed, test_name, checkpoint.path, metrics)
+    labels = tuple(int(v) for v in data.labels.tolist())
+    # The prediction is the label except where the metrics list a mistake: no second pass.
+    predictions = list(labels)
+    for wrong in metrics.misclassified:
+        predictions[wrong.index] = wrong.predicted
+    return EvalRecord(
+        recipe, info.seed, test_name, checkpoint.path, metrics, tuple(predictions), labels,
+        info.steps, info.real_images, info.synthetic_images,
+    )  # fmt: skip
 
 
 def shap_file(
@@ -141,6 +160,8 @@ def evaluate_folder(
     # 2. Import the folder (classes must be the model's) and choose the photos
     dataset = import_real_dataset(data, classes=info.class_names, require_test=False)
     items = [item for s in _splits(dataset, split) for item in real_items(dataset, s)]
+    if not items:  # e.g. a test/ without class folders
+        raise InputError(f"{str(data)!r} has no photo in its {split!r} split to score")
     # 3. Preprocess as in training, and score
     with tempfile.TemporaryDirectory() as tmp:
         built = build_tensor_set(items, Path(tmp) / "x.pt", info.preprocess)
@@ -168,7 +189,8 @@ def _splits(dataset: RealDataset, split: str) -> tuple[str, ...]:
     if not dataset.split_by_folders:
         n = len(dataset.entries)
         raise InputError(
-            f"{dataset.root!r} has no train/ and test/ folders, so which of its photos the "
-            f"model trained on is unknown here: pass `--split all` to score all {n} images"
+            f"{dataset.root!r} has no train/ and test/ folders, so no held-out split of its "
+            f"own: pass `--split all` to score all {n} images (the JSON counts any the model "
+            "trained on)"
         )
     return (split,)

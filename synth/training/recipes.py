@@ -15,17 +15,25 @@ from pathlib import Path
 
 import torch
 
-from synth.config import RecipeConfig, TrainConfig
-from synth.data.preprocess import TensorSet, load_tensor_set
+from synth.config import PreprocessConfig, RecipeConfig, TrainConfig
+from synth.data.preprocess import TensorData, TensorSet, load_tensor_set
 from synth.errors import InputError
 from synth.storage import content_key
-from synth.training.trainer import Checkpoint, TrainedModel, save_checkpoint, train_classifier
+from synth.training.augment import AUGMENTATIONS
+from synth.training.trainer import (
+    Checkpoint,
+    TrainedModel,
+    save_checkpoint,
+    steps_per_epoch,
+    train_classifier,
+)
 
 __all__ = [
     "RECIPES",
     "RecipeKind",
     "RecipeSelection",
     "select_training_indices",
+    "step_budget",
     "train_checkpoint",
     "train_recipe",
 ]
@@ -119,6 +127,21 @@ def _select_real_plus_synthetic(recipe, real, syn, real_rng, syn_rng) -> RecipeS
     return RecipeSelection(real=tuple(range(len(real))), synthetic=synthetic)
 
 
+def _select_shots(recipe, real, syn, real_rng, syn_rng) -> RecipeSelection:
+    _require(real, "real", recipe)
+    # At least one image: a share too small to round to any still means "a few shots".
+    n_real = max(1, _round_half_up(len(real) * recipe.real_fraction))
+    chosen_real = _draw(real, n_real, real_rng, kind="real", recipe=recipe)
+    if recipe.shots_synthetic == "none":
+        return RecipeSelection(real=chosen_real, synthetic=())
+    _require(syn, "synthetic", recipe)
+    if recipe.shots_synthetic == "all":
+        return RecipeSelection(real=chosen_real, synthetic=tuple(range(len(syn))))
+    n_syn = _round_half_up(n_real * recipe.synthetic_per_real)
+    synthetic = _draw(syn, n_syn, syn_rng, kind="synthetic", recipe=recipe)
+    return RecipeSelection(real=chosen_real, synthetic=synthetic)
+
+
 def _select_mix(recipe, real, syn, real_rng, syn_rng) -> RecipeSelection:
     total = recipe.total or len(real)
     n_syn = _round_half_up(total * recipe.synthetic_fraction)
@@ -135,12 +158,19 @@ class RecipeKind:
 
     description: str
     select: Callable[..., RecipeSelection]
+    augmentation: str | None = None  # a key of AUGMENTATIONS, applied per training batch
 
 
 # The one table of recipe kinds: `RecipeConfig.kind` takes its choices from these keys, so a new
 # kind is one entry here.
 RECIPES: dict[str, RecipeKind] = {
     "real": RecipeKind("all real training images", _select_real),
+    "real-augmented": RecipeKind(
+        "all real training images, strongly augmented (flips, crops and shifts, colour jitter, "
+        "grayscale, noise, random fill): the cheap alternative to synthetic images",
+        _select_real,
+        augmentation="strong",
+    ),
     "synthetic": RecipeKind("all synthetic images", _select_synthetic),
     "mix": RecipeKind(
         "`total` images (default: the real pool size), a `synthetic_fraction` share synthetic",
@@ -153,6 +183,11 @@ RECIPES: dict[str, RecipeKind] = {
     "pretrain-finetune": RecipeKind(
         "pretrain on all synthetic images, then fine-tune on all real ones",
         _select_pretrain_finetune,
+    ),
+    "shots": RecipeKind(
+        "a `real_fraction` share of the real images (class-stratified), with no, all or "
+        "`synthetic_per_real` matched synthetic images (`shots_synthetic`)",
+        _select_shots,
     ),
 }
 
@@ -196,25 +231,36 @@ def train_recipe(
 ) -> TrainedModel:
     """Select `recipe`'s images and train on them (pretrain-finetune: synthetic, then real).
 
-    For 'pretrain-finetune' the model trains `config.epochs` on all synthetic images, then
-    `config.finetune_epochs` on all real ones from those weights (a fresh Adam state); the
-    history holds both phases, marked 'pretrain' and 'finetune'.
+    Under `config.budget` 'steps' every recipe trains `step_budget(config, len(real_labels))`
+    optimiser steps, whatever its image count. For 'pretrain-finetune' the model trains
+    `config.epochs` on all synthetic images, then `config.finetune_epochs` on all real ones from
+    those weights (a fresh Adam state), or splits the step budget in that ratio; the history
+    holds both phases, marked 'pretrain' and 'finetune'.
     """
     sel = select_training_indices(recipe, real_labels.tolist(), syn_labels.tolist(), seed)
+    budget = step_budget(config, len(real_labels))
+    augment = RECIPES[recipe.kind].augmentation
+    common = {
+        "config": config,
+        "n_classes": n_classes,
+        "seed": seed,
+        "augment": AUGMENTATIONS[augment] if augment else None,
+    }
     if sel.pretrain_synthetic:
+        pre_steps = fine_steps = None
+        if budget is not None:
+            share = config.epochs / (config.epochs + config.finetune_epochs)
+            pre_steps = min(budget - 1, max(1, _round_half_up(budget * share)))
+            fine_steps = budget - pre_steps
         pre = train_classifier(
-            *_subset(syn_images, syn_labels, sel.pretrain_synthetic),
-            config=config,
-            n_classes=n_classes,
-            seed=seed,
+            *_subset(syn_images, syn_labels, sel.pretrain_synthetic), steps=pre_steps, **common
         )
         fine = train_classifier(
             *_subset(real_images, real_labels, sel.real),
-            config=config,
-            n_classes=n_classes,
-            seed=seed,
             init_state=pre.model.state_dict(),
             epochs=config.finetune_epochs,
+            steps=fine_steps,
+            **common,
         )
         history = tuple(replace(s, phase="pretrain") for s in pre.history) + tuple(
             replace(s, phase="finetune") for s in fine.history
@@ -231,7 +277,22 @@ def train_recipe(
     ]
     images = torch.cat([images for images, _ in parts])
     labels = torch.cat([labels for _, labels in parts])
-    return train_classifier(images, labels, config=config, n_classes=n_classes, seed=seed)
+    return train_classifier(images, labels, steps=budget, **common)
+
+
+def step_budget(config: TrainConfig, n_real: int) -> int | None:
+    """Optimiser steps every recipe gets under budget 'steps' (None under 'epochs').
+
+    Default: `config.epochs` passes over the whole real train split (`n_real` images), which is
+    what real-only training takes anyway, so the real-only model is unchanged.
+    """
+    if config.budget == "epochs":
+        return None
+    if config.steps is not None:
+        return config.steps
+    if n_real == 0:
+        raise InputError("budget 'steps' needs `train.steps` when there are no real images")
+    return config.epochs * steps_per_epoch(n_real, config.batch_size)
 
 
 def _subset(
@@ -249,10 +310,19 @@ def train_checkpoint(
     config: TrainConfig,
     class_names: tuple[str, ...],
     models_dir: Path,
+    *,
+    preprocess: PreprocessConfig | None = None,
 ) -> Checkpoint:
-    """Train `recipe` with `seed` on the cached tensors and save a self-describing checkpoint."""
+    """Train `recipe` with `seed` on the cached tensors and save a self-describing checkpoint.
+
+    The checkpoint records the preprocessing its tensors were made with (read from the tensor
+    files; `preprocess`, when given, must match it) and which images it trained on.
+    """
     real = load_tensor_set(real_train.path, digest=real_train.digest)
     syn = load_tensor_set(synthetic.path, digest=synthetic.digest)
+    made_with, seen, sel = _provenance(recipe, seed, real, syn)
+    if preprocess is not None and preprocess != made_with:
+        raise ValueError(f"`preprocess` {preprocess} differs from the tensors' {made_with}")
     trained = train_recipe(
         recipe,
         real.images,
@@ -279,4 +349,25 @@ def train_checkpoint(
         recipe=recipe,
         seed=seed,
         history=trained.history,
+        preprocess=made_with,
+        train_image_keys=seen,
+        real_images=len(sel.real),
+        synthetic_images=len(sel.synthetic + sel.pretrain_synthetic),
     )
+
+
+def _provenance(
+    recipe: RecipeConfig, seed: int, real: TensorData, syn: TensorData
+) -> tuple[PreprocessConfig, list[str], RecipeSelection]:
+    """The preprocessing of the pools `recipe` trains on, the keys of the images it uses, and
+    its selection."""
+    sel = select_training_indices(recipe, real.labels.tolist(), syn.labels.tolist(), seed)
+    used = [
+        (data, chosen)
+        for data, chosen in ((real, sel.real), (syn, sel.synthetic + sel.pretrain_synthetic))
+        if chosen
+    ]
+    configs = {data.config for data, _ in used}
+    if len(configs) != 1:  # one model, one input format: the flow preprocesses both alike
+        raise ValueError(f"the training tensors were preprocessed differently: {configs}")
+    return configs.pop(), [data.keys[i] for data, chosen in used for i in chosen], sel

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from synth.config import RecipeConfig, TrainConfig
+from synth.config import PreprocessConfig, RecipeConfig, TrainConfig
 from synth.devices import resolve_device
 from synth.errors import CheckpointError
 from synth.storage import atomic_write_bytes, sha256_file
+from synth.training.augment import Augmentation, flip_shift
 from synth.training.models import build_model, to_input
 
 __all__ = [
@@ -30,11 +32,15 @@ __all__ = [
     "TrainedModel",
     "load_checkpoint",
     "save_checkpoint",
+    "steps_per_epoch",
     "train_classifier",
 ]
 
 _FORMAT = "datasynth-checkpoint"
-_VERSION = 1
+# 2 adds `preprocess` and `train_image_keys`; version 1 files still load, with neither.
+_VERSION = 2
+_READABLE = (1, 2)
+_KEY_CHARS = 16  # 64 bits of a sha256: odds of any clash among 200k images are ~1e-9
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class EpochStats:
     loss: float
     accuracy: float
     phase: str = "train"  # 'train', or 'pretrain' / 'finetune' for pretrain-finetune recipes
+    steps: int = 0  # optimiser steps in this epoch (0: recorded before steps were)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,11 @@ class TrainedModel:
     seed: int
     device: str  # where it was trained
     history: tuple[EpochStats, ...]
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps over all epochs (and phases): the training budget it got."""
+        return sum(s.steps for s in self.history)
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,24 @@ class CheckpointInfo:
     recipe: RecipeConfig | None
     seed: int
     history: tuple[EpochStats, ...]
+    # How the training tensors were made (None: written before checkpoints recorded it), so
+    # scoring new photos applies exactly the same size, padding and seed.
+    preprocess: PreprocessConfig | None = None
+    # sha256 prefixes of the images it trained on, to tell seen photos from held-out ones.
+    train_image_keys: frozenset[str] = frozenset()
+    # How many real and synthetic images its recipe chose (None: not recorded), for the
+    # exchange rate of synthetic for real images.
+    real_images: int | None = None
+    synthetic_images: int | None = None
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps over all epochs (0 for checkpoints written before steps were kept)."""
+        return sum(s.steps for s in self.history)
+
+    def trained_on(self, sha256: str) -> bool:
+        """Whether the file with this sha256 (hex) was one of the model's training images."""
+        return sha256[:_KEY_CHARS] in self.train_image_keys
 
 
 def _check_data(images: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:
@@ -103,17 +133,13 @@ def _check_data(images: torch.Tensor, labels: torch.Tensor, n_classes: int) -> N
         raise ValueError(f"`labels` must lie in [0, {n_classes}), got values in [{low}, {high}]")
 
 
-def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to size/16 pixels (black fill, like letterbox)."""
-    n, _, size, _ = batch.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
-    shift = max(1, size // 16)
-    padded = nn.functional.pad(batch, (shift, shift, shift, shift))
-    offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator).tolist()
-    return torch.stack(
-        [padded[i, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets)]
-    )
+_augment = flip_shift  # its old name here, which tests/test_train.py still imports
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps of one pass over `n` images (a lone trailing image joins the last batch)."""
+    steps = -(-n // batch_size)
+    return steps - 1 if steps > 1 and n % batch_size == 1 else steps
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -133,14 +159,21 @@ def _run_epoch(
     config: TrainConfig,
     device: torch.device,
     generator: torch.Generator,
-) -> tuple[float, float]:
-    """One pass in training mode; returns (mean loss, accuracy) over the epoch's samples."""
+    augment: Augmentation | None,
+    max_steps: int | None = None,
+) -> EpochStats:
+    """One pass in training mode, cut short after `max_steps` steps; its loss, accuracy, steps.
+
+    The shuffle is drawn whole even when the pass is cut short, so a budget that ends on an
+    epoch boundary trains exactly as whole epochs would.
+    """
     model.train()
-    total_loss, correct = 0.0, 0
-    for index in _batches(len(images), config.batch_size, generator):
+    total_loss, correct, seen = 0.0, 0, 0
+    batches = _batches(len(images), config.batch_size, generator)
+    for index in batches[:max_steps]:
         batch = images[index]
-        if config.augment:
-            batch = _augment(batch, generator)
+        if augment is not None:
+            batch = augment(batch, generator)
         x = to_input(batch.to(device))
         y = labels[index].to(device)
         optimizer.zero_grad(set_to_none=True)
@@ -150,7 +183,9 @@ def _run_epoch(
         optimizer.step()
         total_loss += float(loss.detach()) * len(index)
         correct += int((logits.detach().argmax(1) == y).sum())
-    return total_loss / len(images), correct / len(images)
+        seen += len(index)
+    steps = len(batches[:max_steps])
+    return EpochStats(epoch=0, loss=total_loss / seen, accuracy=correct / seen, steps=steps)
 
 
 def train_classifier(
@@ -162,6 +197,8 @@ def train_classifier(
     seed: int,
     init_state: Mapping[str, torch.Tensor] | None = None,
     epochs: int | None = None,
+    steps: int | None = None,
+    augment: Augmentation | None = None,
     progress: Callable[[EpochStats], None] | None = None,
 ) -> TrainedModel:
     """Train `config.model` with Adam and cross-entropy on uint8 images.
@@ -174,6 +211,10 @@ def train_classifier(
         seed: seeds initialisation, dropout, shuffling and augmentation.
         init_state: state dict to start from instead of a fresh initialisation (fine-tuning).
         epochs: overrides `config.epochs`.
+        steps: train exactly this many optimiser steps instead of whole epochs (the last
+            epoch may be partial); the recipes' equal-steps budget.
+        augment: per-batch augmentation (e.g. `synth.training.augment.strong_augment`);
+            default: `flip_shift` when `config.augment`, else none.
         progress: called after each epoch with its stats.
 
     Returns:
@@ -184,6 +225,13 @@ def train_classifier(
     epochs = config.epochs if epochs is None else epochs
     if epochs <= 0:
         raise ValueError(f"`epochs` must be positive, got {epochs}")
+    if steps is not None and steps <= 0:
+        raise ValueError(f"`steps` must be positive, got {steps}")
+    if augment is None and config.augment:
+        augment = flip_shift
+    per_epoch = steps_per_epoch(len(images), config.batch_size)
+    if steps is not None:
+        epochs = -(-steps // per_epoch)
     device = torch.device(resolve_device(config.device))
     size = images.shape[-1]
     cuda = []
@@ -205,10 +253,12 @@ def train_classifier(
         generator = torch.Generator().manual_seed(seed)  # shuffling + augmentation
         # 3. Train
         for epoch in range(1, epochs + 1):
-            loss, accuracy = _run_epoch(
-                model, optimizer, images, labels, config=config, device=device, generator=generator
-            )
-            stats = EpochStats(epoch=epoch, loss=loss, accuracy=accuracy)
+            left = None if steps is None else steps - (epoch - 1) * per_epoch
+            stats = _run_epoch(
+                model, optimizer, images, labels, config=config, device=device,
+                generator=generator, augment=augment, max_steps=left,
+            )  # fmt: skip
+            stats = replace(stats, epoch=epoch)
             history.append(stats)
             if progress is not None:
                 progress(stats)
@@ -236,16 +286,30 @@ def save_checkpoint(
     recipe: RecipeConfig | None,
     seed: int,
     history: Sequence[EpochStats],
+    preprocess: PreprocessConfig | None = None,
+    train_image_keys: Sequence[str] = (),
+    real_images: int | None = None,
+    synthetic_images: int | None = None,
 ) -> Checkpoint:
     """Write a self-describing checkpoint atomically: plain types and tensors only.
 
     The file loads with `torch.load(..., weights_only=True)` and rebuilds the model alone.
+
+    Args:
+        preprocess: The settings the training tensors were made with; `datasynth evaluate`
+            applies them to new photos (without them it refuses to score).
+        train_image_keys: sha256 of the images the model could train on; stored as 16-hex
+            prefixes so evaluation can count training photos among the ones it scores.
+        real_images: Real images the recipe chose (None: unknown).
+        synthetic_images: Synthetic images it chose, pretraining ones included.
 
     Returns:
         The checkpoint's path and sha256 digest.
     """
     if len(class_names) != n_classes:
         raise ValueError(f"`class_names` has {len(class_names)} names for {n_classes} classes")
+    if preprocess is not None and preprocess.size != size:
+        raise ValueError(f"`preprocess.size` {preprocess.size} differs from `size` {size}")
     payload = {
         "format": _FORMAT,
         "version": _VERSION,
@@ -257,9 +321,18 @@ def save_checkpoint(
         "recipe": None if recipe is None else recipe.model_dump(mode="json"),
         "seed": int(seed),
         "history": [
-            {"epoch": s.epoch, "loss": s.loss, "accuracy": s.accuracy, "phase": s.phase}
+            {
+                "epoch": s.epoch,
+                "loss": s.loss,
+                "accuracy": s.accuracy,
+                "phase": s.phase,
+                "steps": s.steps,
+            }
             for s in history
         ],
+        "preprocess": None if preprocess is None else preprocess.model_dump(mode="json"),
+        "train_image_keys": sorted({str(k)[:_KEY_CHARS] for k in train_image_keys}),
+        "images": {"real": real_images, "synthetic": synthetic_images},
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
     buf = io.BytesIO()
@@ -281,12 +354,22 @@ def _read_payload(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a datasynth checkpoint")
-    if payload.get("version") != _VERSION:
+    if payload.get("version") not in _READABLE:
         raise CheckpointError(
             f"checkpoint {str(path)!r} has version {payload.get('version')!r}, "
-            f"this code reads version {_VERSION}"
+            f"this code reads versions {list(_READABLE)}"
         )
     return payload
+
+
+def _preprocess_of(path: Path, stored: dict[str, Any]) -> PreprocessConfig:
+    try:
+        return PreprocessConfig.model_validate(stored)
+    except ValidationError as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} records preprocessing settings this version cannot "
+            f"read ({exc.error_count()} errors, first: {exc.errors()[0]['msg']})"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointInfo]:
@@ -303,7 +386,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointInfo]:
         model = build_model(payload["model_name"], payload["n_classes"], payload["size"], None)
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    recipe = payload["recipe"]
+    recipe, preprocess = payload["recipe"], payload.get("preprocess")
     info = CheckpointInfo(
         path=str(path),
         digest=sha256_file(path),
@@ -315,5 +398,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointInfo]:
         recipe=None if recipe is None else RecipeConfig.model_validate(recipe),
         seed=payload["seed"],
         history=tuple(EpochStats(**s) for s in payload["history"]),
+        preprocess=None if preprocess is None else _preprocess_of(path, preprocess),
+        train_image_keys=frozenset(payload.get("train_image_keys", ())),
+        real_images=payload.get("images", {}).get("real"),
+        synthetic_images=payload.get("images", {}).get("synthetic"),
     )
     return model, info

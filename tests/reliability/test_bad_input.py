@@ -303,4 +303,6 @@ def test_symlinked_split_folder_is_quarantined_not_read_twice(tmp_path):
     assert [(Path(q.path).name, q.reason) for q in dataset.quarantined] == [
         ("test", "symlinked split folder (not followed)")
     ]
-    assert dataset.counts()["test"] == {"apple": 0, "pear": 0}
+    # without a real test/, train/ is split by test_fraction: every photo is read once, from train/
+    assert dataset.counts()["test"] == {"apple": 1, "pear": 1}
+    assert all(f"{os.sep}train{os.sep}" in e.path for e in dataset.entries)
