@@ -33,6 +33,7 @@ def generate_dataset(
     retry_delay_seconds: float | None = None,
     shard_index: int = 0,
     shard_count: int = 1,
+    regenerate_changed: bool = False,
 ) -> DatasetRef:
     """Generate the synthetic dataset of `config` into `out`, resuming whatever is there.
 
@@ -46,13 +47,17 @@ def generate_dataset(
     the whole dataset complete writes `dataset.json`. All shards of a dataset use the same
     `shard_count`. `retries` and `retry_delay_seconds` override the batch task's own policy
     (tasks/retries.py) only when given.
+
+    Images already in `out` that were made with other settings than `config` plans stop the
+    run in step 1 with a `DatasetDriftError` naming each changed field, unless
+    `regenerate_changed`: then exactly those images are generated again and the rest are kept.
     """
     start = time.perf_counter()
     out = str(Path(out).resolve())
     shard = Shard(shard_index, shard_count)
     with DatasetLock(Path(out), shard=(shard.index, shard.count)):
         # Step 1: plan
-        plan = plan_generation(config, out, shard)
+        plan = plan_generation(config, out, shard, regenerate_changed)
         print(f"{plan.missing} of {plan.total} images to generate in {out}; repairs {plan.repairs}")
         overrides = {"retries": retries, "retry_delay_seconds": retry_delay_seconds}
         batch_task = generate_images.with_options(

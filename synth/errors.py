@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DatasetDriftError",
     "DatasetLockedError",
     "DatasynthError",
     "InputError",
@@ -30,6 +31,10 @@ class ConfigError(InputError):
 
 class CheckpointError(InputError):
     """A checkpoint file is missing, unsafe to unpickle, or not a datasynth checkpoint."""
+
+
+class DatasetDriftError(InputError):
+    """Images already in a dataset folder were made with other settings than the config plans."""
 
 
 class ModelUnavailableError(DatasynthError, RuntimeError):

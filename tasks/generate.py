@@ -10,7 +10,6 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from synth.config import GenerationConfig
 from synth.generation import (
@@ -27,15 +26,20 @@ from synth.generation import plan_generation as plan_output
 from synth.generation import verify_dataset as verify_output
 from synth.naming import validate_class_names
 from synth.reporting import contact_sheet, generation_rows, markdown_image
+from tasks.caching import science_cache
 from tasks.retries import BATCH_RETRIES, BATCH_RETRY_DELAYS, is_transient
 
 __all__ = ["generate_images", "plan_generation", "publish_generation_report", "verify_dataset"]
 
 
 @task(name="plan-generation", task_run_name="plan-generation-{shard.index}-of-{shard.count}")
-def plan_generation(config: GenerationConfig, out: str, shard: Shard) -> GenerationPlan:
-    """Repair crash leftovers in `out` and plan the shard's fixed batches."""
-    return plan_output(Path(out), config, model_info(config), shard)
+def plan_generation(
+    config: GenerationConfig, out: str, shard: Shard, regenerate_changed: bool = False
+) -> GenerationPlan:
+    """Repair crash leftovers in `out` and plan the shard's fixed batches (refusing drift)."""
+    return plan_output(
+        Path(out), config, model_info(config), shard, regenerate_changed=regenerate_changed
+    )
 
 
 @task(
@@ -44,7 +48,7 @@ def plan_generation(config: GenerationConfig, out: str, shard: Shard) -> Generat
     retries=BATCH_RETRIES,
     retry_delay_seconds=BATCH_RETRY_DELAYS,
     retry_condition_fn=is_transient,
-    cache_policy=INPUTS + TASK_SOURCE,
+    cache_policy=science_cache(generate_batch),
     persist_result=True,
 )
 def generate_images(config: GenerationConfig, out: str, batch: BatchSpec) -> BatchResult:

@@ -1,5 +1,6 @@
 """`datasynth generate` as users run it: killed with SIGKILL and resumed; clear errors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -103,3 +104,26 @@ def test_generate_cli_unreachable_hub_id_leaves_dataset_untouched(tmp_path, tiny
     assert hub.returncode == 2 and "local directory" in hub.stderr
     assert "Traceback" not in hub.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_generate_cli_refuses_changed_settings_then_regenerates_exactly_them(
+    tmp_path, tiny_model_dir
+):
+    config = _config(tmp_path, tiny_model_dir, images_per_class="2", width="32", height="32")
+    out = tmp_path / "ds"
+    assert _cli("generate", str(config), "--out", str(out)).returncode == 0
+    before = file_ids(out)
+    changed = ["--set", "steps=4", "--set", 'prompt_template="a still life of a {name}"']
+    refused = _cli("generate", str(config), "--out", str(out), *changed)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "steps 3 → 4 (4 images)" in refused.stderr
+    assert "prompt (4 images): 'a photo of a apple' → 'a still life of a apple' (2)" in (
+        refused.stderr
+    )
+    assert "--regenerate-changed" in refused.stderr and file_ids(out) == before
+    redone = _cli("generate", str(config), "--out", str(out), *changed, "--regenerate-changed")
+    assert redone.returncode == 0, redone.stderr[-2000:]
+    after = file_ids(out)
+    assert set(after) == set(before) and all(after[n] != before[n] for n in before)
+    summary = json.loads((out / "dataset.json").read_text())
+    assert summary["provenance"]["steps"] == [{"value": 4, "images": 4}]

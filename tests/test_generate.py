@@ -127,7 +127,9 @@ def test_prepare_output_repairs_crash_leftovers(tmp_path, tiny_config):
         "torn_manifest_bytes": 20,
         "temp_files_removed": 1,
         "stale_rows_dropped": 1,
-        "orphans_adopted": 1,
+        "orphans_adopted": 1,  # its PNG says it is the planned image (the torn row's)
+        "orphans_regenerated": 0,
+        "changed_to_regenerate": 0,
     }
     assert [p.file_name for p in state.missing] == [rows[0].file_name]
     assert not (split / rows[0].file_name).exists()

@@ -72,7 +72,11 @@ def test_prepare_shard_repairs_its_own_files_only(tmp_path, tiny_config):
         (path.parent / f".{path.name}{TEMP_MARKER}99").write_bytes(b"half")
     state = prepare_output(tmp_path, tiny_config, shard=Shard(0, 2))
     assert state.missing == (mine[0],)
-    assert state.repairs == {"temp_files_removed": 1, "corrupt_files_removed": 1}
+    assert state.repairs == {
+        "temp_files_removed": 1,
+        "corrupt_files_removed": 1,
+        "changed_to_regenerate": 0,
+    }
     assert not (split / mine[0].file_name).exists()
     theirs_path = split / theirs[0].file_name
     assert (

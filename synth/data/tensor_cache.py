@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from synth.config import PreprocessConfig
 from synth.data.preprocess import PreprocessItem, TensorSet, build_tensor_set, real_items
 from synth.data.real_import import RealDataset
-from synth.generation.dataset import SPLIT, manifest_path
-from synth.generation.manifest import read_manifest
+from synth.generation.dataset import SPLIT, read_verified_rows
+from synth.generation.manifest import ManifestRow
 from synth.naming import validate_class_names
 from synth.storage import content_key
 
@@ -27,13 +28,16 @@ def preprocess_real(
     return build_tensor_set(items, out, config)
 
 
-def synthetic_items(root: Path, classes: tuple[str, ...]) -> list[PreprocessItem]:
-    """Every counted image of a synthetic dataset, labelled by its class index in `classes`."""
+def synthetic_items(
+    root: Path, rows: Sequence[ManifestRow], classes: tuple[str, ...]
+) -> list[PreprocessItem]:
+    """The images of `rows` (a dataset's planned, verified rows: `read_verified_rows`), each
+    once, labelled by its class index in `classes`; rows of other classes are left out."""
     wanted = {d: i for i, d in enumerate(validate_class_names(list(classes)))}
-    rows = sorted(read_manifest(manifest_path(root)), key=lambda r: r.file_name)
+    unique = {r.file_name: r for r in rows}  # one item per file, whatever the caller passed
     return [
         PreprocessItem(str(Path(root) / SPLIT / r.file_name), wanted[r.class_dir], r.sha256, True)
-        for r in rows
+        for r in sorted(unique.values(), key=lambda r: r.file_name)
         if r.class_dir in wanted
     ]
 
@@ -41,8 +45,13 @@ def synthetic_items(root: Path, classes: tuple[str, ...]) -> list[PreprocessItem
 def preprocess_synthetic(
     root: Path, digest: str, classes: tuple[str, ...], config: PreprocessConfig, cache_dir: Path
 ) -> TensorSet:
-    """A synthetic dataset (margins cropped, letterboxed) as a tensor file named by its digest."""
+    """A synthetic dataset (margins cropped, letterboxed) as a tensor file named by its digest.
+
+    Only the dataset's planned, verified images enter, read back from its files and checked
+    against `digest` (an `InputError` when they changed since generation verified them).
+    """
+    rows = read_verified_rows(Path(root), digest)
     key = content_key(digest, classes, config.model_dump())
     out = Path(cache_dir) / f"synthetic-{key}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return build_tensor_set(synthetic_items(Path(root), classes), out, config)
+    return build_tensor_set(synthetic_items(Path(root), rows, classes), out, config)

@@ -17,6 +17,7 @@ from synth.generation.dataset import (
     manifest_path,
     plan_generation,
     prepare_output,
+    read_verified_rows,
     scan_dataset,
     verify_dataset,
     write_summary,
@@ -32,6 +33,7 @@ from synth.generation.model_loader import (
     LoadedPipeline,
     ModelInfo,
     describe_model,
+    folder_digest,
     load_pipeline,
 )
 from synth.generation.plan import (
@@ -43,8 +45,10 @@ from synth.generation.plan import (
     Shard,
     plan_batches,
     plan_images,
+    planned_file_names,
     split_batches,
 )
+from synth.generation.provenance import PROVENANCE_FIELDS, changed_fields
 from synth.generation.tiny_model import (
     build_sd15_random_pipeline,
     build_tiny_pipeline,
@@ -61,6 +65,7 @@ __all__ = [
     "LoadedPipeline",
     "ManifestRow",
     "ModelInfo",
+    "PROVENANCE_FIELDS",
     "PlannedImage",
     "SPLIT",
     "Shard",
@@ -68,8 +73,10 @@ __all__ = [
     "append_rows",
     "build_sd15_random_pipeline",
     "build_tiny_pipeline",
+    "changed_fields",
     "dataset_digest",
     "describe_model",
+    "folder_digest",
     "generate_batch",
     "is_tiny_model",
     "load_pipeline",
@@ -80,8 +87,10 @@ __all__ = [
     "plan_batches",
     "plan_generation",
     "plan_images",
+    "planned_file_names",
     "prepare_output",
     "read_manifest",
+    "read_verified_rows",
     "repair_manifest",
     "save_tiny_pipeline",
     "scan_dataset",

@@ -1,4 +1,9 @@
-"""Generate one batch of planned images: skip the finished ones, write the rest atomically."""
+"""Generate one batch of planned images: skip the finished ones, write the rest atomically.
+
+An image is finished when its last manifest row matches the plan (`changed_fields`); any other
+planned image in the batch is (re)generated, its file replaced atomically and its new row
+appended after the rename.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,21 @@ import torch
 
 from synth import faults
 from synth.config import GenerationConfig
+from synth.errors import DatasetDriftError
 from synth.generation.dataset import SPLIT, make_row, manifest_path
 from synth.generation.manifest import append_rows, read_manifest
-from synth.generation.model_loader import LoadedPipeline, ModelInfo, describe_model, load_pipeline
+from synth.generation.model_loader import (
+    LoadedPipeline,
+    ModelInfo,
+    load_pipeline,
+    model_info,
+    model_settings,
+)
 from synth.generation.plan import PlannedImage
-from synth.storage import atomic_write_bytes, encode_png
+from synth.generation.provenance import changed_fields, png_with_provenance
+from synth.storage import atomic_write_bytes
 
+# model_info lives in model_loader (planning needs it too); kept here for existing imports
 __all__ = ["BatchResult", "generate_batch", "model_info", "pipeline_for"]
 
 _OOM_ERRORS = (torch.cuda.OutOfMemoryError, faults.InjectedOutOfMemoryError)
@@ -33,23 +47,44 @@ class BatchResult:
     oom_splits: int
 
 
-def _model_settings(config: GenerationConfig) -> dict:
-    return dict(
-        revision=config.revision,
-        device=config.device,
-        dtype=config.dtype,
-        scheduler=config.scheduler,
-    )
-
-
-def model_info(config: GenerationConfig) -> ModelInfo:
-    """Check the config's model can load and resolve its device/dtype, without loading it."""
-    return describe_model(config.model, **_model_settings(config))
-
-
 def pipeline_for(config: GenerationConfig) -> LoadedPipeline:
     """The process-wide pipeline for `config` (loaded on first use)."""
-    return load_pipeline(config.model, **_model_settings(config))
+    return load_pipeline(config.model, **model_settings(config))
+
+
+_MODEL_FIELDS = {  # PlannedImage field -> ModelInfo field of the pipeline that makes it
+    "model": "model",
+    "model_revision": "revision",
+    "lora_digest": "lora_digest",
+    "lora_scale": "lora_scale",
+    "scheduler": "scheduler",
+    "dtype": "dtype",
+}
+
+
+def _check_pipeline(info: ModelInfo, items) -> None:
+    """The loaded pipeline must be the one the images were planned with (files can change)."""
+    wrong = {
+        f for i in items for f, m in _MODEL_FIELDS.items() if getattr(i, f) != getattr(info, m)
+    }
+    if wrong:
+        raise DatasetDriftError(
+            f"the model changed on disk after the images were planned ({', '.join(sorted(wrong))} "
+            "differ); run again to plan from it as it is now"
+        )
+
+
+def _todo(root: Path, items: tuple[PlannedImage, ...]) -> list[PlannedImage]:
+    """The items not finished as planned: no file, no row, or a last row that differs."""
+    last = {row.file_name: row for row in read_manifest(manifest_path(root))}
+    split = Path(root) / SPLIT
+    return [
+        i
+        for i in items
+        if i.file_name not in last
+        or changed_fields(last[i.file_name], i)
+        or not (split / i.file_name).is_file()
+    ]
 
 
 def _denoise_callback(fault: faults.BatchFault | None):
@@ -107,17 +142,18 @@ def generate_batch(config: GenerationConfig, root: Path, items: tuple[PlannedIma
     """Generate the images of `items` not yet in `root`; safe to rerun after any failure.
 
     Steps: 1. skip finished images, 2. load the pipeline (once per process), 3. generate in
-    sub-batches that halve on OOM, 4. write each image atomically, then its manifest row.
+    sub-batches that halve on OOM, 4. write each image atomically (its provenance inside the
+    PNG), then its manifest row.
     """
     start = time.perf_counter()
     split = Path(root) / SPLIT
-    # 1. Skip what is already written and counted
-    done = {row.file_name for row in read_manifest(manifest_path(root))}
-    todo = [i for i in items if not (i.file_name in done and (split / i.file_name).is_file())]
+    # 1. Skip what is already written and counted as planned
+    todo = _todo(root, items)
     if not todo:
         return BatchResult(0, len(items), time.perf_counter() - start, {}, 0)
     # 2. Pipeline, shared by every batch this process runs
     loaded = pipeline_for(config)
+    _check_pipeline(loaded.info, todo)
     fault = faults.batch_fault(f"{items[0].file_name}+{len(items)}", len(todo), config.steps)
     fail_after = fault.written if fault else None
     per_class: dict[str, int] = {}
@@ -126,9 +162,9 @@ def generate_batch(config: GenerationConfig, root: Path, items: tuple[PlannedIma
     def write(item: PlannedImage, image) -> None:
         if fail_after is not None and sum(per_class.values()) >= fail_after:
             raise faults.InjectedFault(f"injected transient fault in batch at {item.file_name}")
-        sha = atomic_write_bytes(split / item.file_name, encode_png(image))
+        sha = atomic_write_bytes(split / item.file_name, png_with_provenance(image, item))
         faults.crash_point("before-manifest")
-        row = make_row(item, config, loaded.info, sha, datetime.now(UTC))
+        row = make_row(item, loaded.info.device, sha, datetime.now(UTC))
         append_rows(manifest_path(root), [row])
         per_class[item.label] = per_class.get(item.label, 0) + 1
 

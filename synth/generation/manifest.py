@@ -1,5 +1,7 @@
 """`metadata.jsonl`: one JSON row per finished image, appended only after the image is renamed.
 
+A file may have several rows (an image regenerated after a config change gets a new row after the
+old one): readers take the last row of each file, and a whole-dataset resume compacts the file.
 A crash can tear the last row; readers skip a torn tail and `repair_manifest` cuts it off before
 anything is appended again, so the file stays valid JSON Lines.
 """
@@ -16,8 +18,24 @@ from pathlib import Path
 
 from synth import faults
 from synth.errors import InputError
+from synth.generation.provenance import PROVENANCE_FIELDS
 
-__all__ = ["ManifestRow", "append_rows", "dataset_digest", "read_manifest", "repair_manifest"]
+__all__ = [
+    "SPLIT",
+    "ManifestRow",
+    "append_rows",
+    "dataset_digest",
+    "manifest_path",
+    "read_manifest",
+    "repair_manifest",
+]
+
+SPLIT = "train"  # the ImageFolder split the images and their manifest live in
+
+
+def manifest_path(root: Path) -> Path:
+    """`<root>/train/metadata.jsonl`."""
+    return Path(root) / SPLIT / "metadata.jsonl"
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,11 @@ class ManifestRow:
     device: str
     sha256: str
     created: str
+    # Added later: an older row without them was made without a LoRA, context or other strategy.
+    lora_digest: str = ""
+    lora_scale: float = 1.0
+    context: str = ""
+    strategy: str = "text2img"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
@@ -147,8 +170,11 @@ def append_rows(path: Path, rows: list[ManifestRow]) -> None:
 
 
 def dataset_digest(rows: list[ManifestRow]) -> str:
-    """Digest of a dataset's content: sorted (file, sha256) pairs, blind to row order and times."""
+    """Digest of a dataset: each image's file, sha256, label and provenance, blind to row order
+    and times; so a changed LoRA, prompt or model changes it even where the bytes would not."""
     h = hashlib.sha256()
-    for name, sha in sorted((r.file_name, r.sha256) for r in rows):
-        h.update(f"{name}\x00{sha}\n".encode())
+    for row in sorted(rows, key=lambda r: r.file_name):
+        provenance = [getattr(row, f) for f in PROVENANCE_FIELDS]
+        fields = [row.file_name, row.sha256, row.label, *provenance]
+        h.update(json.dumps(fields, ensure_ascii=True).encode() + b"\n")
     return h.hexdigest()

@@ -1,4 +1,8 @@
-"""Load a diffusers text-to-image pipeline once per process, from a local directory or the hub."""
+"""Load a diffusers text-to-image pipeline once per process, from a local directory or the hub.
+
+A local model or LoRA folder is identified by a digest of its files' contents, so weights
+overwritten in place (a refit into the same folder) are a different model to the manifest.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,20 @@ from pathlib import Path
 
 import torch
 
+from synth.config import GenerationConfig
 from synth.devices import resolve_device
-from synth.errors import ModelUnavailableError
+from synth.errors import InputError, ModelUnavailableError
+from synth.generation.lora import LORA_WEIGHTS, load_lora
+from synth.storage import sha256_file
 
 __all__ = [
     "LoadedPipeline",
     "ModelInfo",
     "describe_model",
+    "folder_digest",
     "load_pipeline",
+    "model_info",
+    "model_settings",
 ]
 
 _HUB_HOST = "huggingface.co"
@@ -42,6 +52,9 @@ class ModelInfo:
     device: str
     dtype: str
     scheduler: str
+    lora: str | None = None  # the adapter folder, when one is applied
+    lora_digest: str = ""  # of its files ('' without one)
+    lora_scale: float = 1.0  # its strength (1.0 without one: no adapter, nothing to scale)
 
 
 @dataclass
@@ -63,18 +76,47 @@ def _resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
-def _local_digest(directory: Path) -> str:
-    """Digest of a local model: its JSON configs plus each weight file's name and size."""
+_file_shas: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256: each file read once
+_RECORD = "personalize.json"  # personalize's own record (times): not part of what it made
+
+
+def _sha_once(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _file_shas:
+        _file_shas[key] = sha256_file(path)
+    return _file_shas[key]
+
+
+def folder_digest(directory: Path) -> str:
+    """sha256 over every file's relative path and content digest ('sha256:<hex>').
+
+    Hidden files (the hub client's `.cache/`) and `personalize.json` are left out, so this is
+    the `digest` that `personalize` records for its output folder.
+    """
+    directory = Path(directory)
     h = hashlib.sha256()
     for path in sorted(directory.rglob("*")):
-        if not path.is_file():
+        rel = path.relative_to(directory)
+        if not path.is_file() or rel.parts[0].startswith(".") or rel.as_posix() == _RECORD:
             continue
-        rel = path.relative_to(directory).as_posix()
-        if path.suffix in (".json", ".txt"):
-            h.update(rel.encode() + b"\x00" + path.read_bytes())
-        else:
-            h.update(f"{rel}\x00{path.stat().st_size}".encode())
-    return "local-sha256:" + h.hexdigest()[:16]
+        h.update(f"{rel.as_posix()}\0{_sha_once(path)}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _local_digest(directory: Path) -> str:
+    """The revision recorded for a local model: its folder digest, shortened."""
+    return "local-sha256:" + folder_digest(directory).removeprefix("sha256:")[:16]
+
+
+def _lora_digest(lora: str) -> str:
+    folder = Path(lora).expanduser()
+    if not (folder / LORA_WEIGHTS).is_file():
+        raise InputError(
+            f"`lora` {lora!r} is not a LoRA folder (no {LORA_WEIGHTS}); point it at a folder "
+            "written by `datasynth personalize` or diffusers' save_lora_weights"
+        )
+    return folder_digest(folder)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -109,11 +151,19 @@ def _looks_like_path(model: str) -> bool:
 
 
 def describe_model(
-    model: str, *, revision: str | None, device: str, dtype: str, scheduler: str
+    model: str,
+    *,
+    revision: str | None,
+    device: str,
+    dtype: str,
+    scheduler: str,
+    lora: str | None = None,
+    lora_scale: float = 1.0,
 ) -> ModelInfo:
     """Resolve the settings and check the model can load, without loading it.
 
-    Raises `ModelUnavailableError` at once for a missing directory or an unreachable hub id.
+    Raises `ModelUnavailableError` at once for a missing directory or an unreachable hub id,
+    and `InputError` for a `lora` folder without adapter weights.
     """
     device = resolve_device(device)
     dtype = _resolve_dtype(dtype, device)
@@ -127,7 +177,28 @@ def describe_model(
     else:
         _check_hub(model, revision)
         recorded = revision or "main"
-    return ModelInfo(model, recorded, device, dtype, scheduler)
+    if lora is None:
+        return ModelInfo(model, recorded, device, dtype, scheduler)
+    return ModelInfo(
+        model, recorded, device, dtype, scheduler, lora, _lora_digest(lora), float(lora_scale)
+    )
+
+
+def model_settings(config: GenerationConfig) -> dict:
+    """The config's settings that `describe_model` and `load_pipeline` take."""
+    return dict(
+        revision=config.revision,
+        device=config.device,
+        dtype=config.dtype,
+        scheduler=config.scheduler,
+        lora=config.lora,
+        lora_scale=config.lora_scale,
+    )
+
+
+def model_info(config: GenerationConfig) -> ModelInfo:
+    """Check the config's model (and LoRA) can load and resolve what it records, unloaded."""
+    return describe_model(config.model, **model_settings(config))
 
 
 def _load(info: ModelInfo, revision: str | None):
@@ -146,6 +217,8 @@ def _load(info: ModelInfo, revision: str | None):
 
         cls = getattr(diffusers, _SCHEDULERS[info.scheduler])
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    if info.lora is not None:
+        load_lora(pipe, Path(info.lora).expanduser(), info.lora_scale)
     pipe = pipe.to(info.device)
     if info.device == "cuda" and hasattr(pipe, "unet"):  # transformer models (SD3, Flux) have none
         pipe.unet.to(memory_format=torch.channels_last)
@@ -153,11 +226,12 @@ def _load(info: ModelInfo, revision: str | None):
     return pipe
 
 
-def load_pipeline(
-    model: str, *, revision: str | None, device: str, dtype: str, scheduler: str
-) -> LoadedPipeline:
-    """The pipeline for these settings, loaded on first use and shared by the whole process."""
-    info = describe_model(model, revision=revision, device=device, dtype=dtype, scheduler=scheduler)
+def load_pipeline(model: str, *, revision: str | None, **settings) -> LoadedPipeline:
+    """The pipeline for these settings, loaded on first use and shared by the whole process.
+
+    `settings` are `describe_model`'s: device, dtype, scheduler and optionally lora, lora_scale.
+    """
+    info = describe_model(model, revision=revision, **settings)
     key = (info, revision)
     with _cache_lock:
         if key not in _cache:

@@ -1,5 +1,8 @@
 """What a generation config asks for: every planned image, fixed batches, and their shards.
 
+Each planned image carries every field that decides its pixels (see `provenance`), so a finished
+image is compared with what the config asks for now, not just found by name.
+
 A whole dataset is shard 0 of 1, so one code path plans, repairs and verifies both an unsharded
 run and each of several workers' shards. Shard `index` of `count` owns the fixed batches whose
 number is `index` modulo `count`; batches are fixed by the config, so the shards partition the
@@ -11,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synth.config import GenerationConfig
+from synth.generation.contexts import plan_prompt
+from synth.generation.model_loader import ModelInfo, model_info
 from synth.lock import validate_shard
 from synth.naming import validate_class_names
 from synth.seeds import image_seed
@@ -22,25 +27,51 @@ __all__ = [
     "PlannedImage",
     "Shard",
     "WHOLE",
+    "image_file_name",
     "plan_batches",
     "plan_images",
+    "planned_file_names",
     "split_batches",
 ]
+
+TEXT2IMG = "text2img"
+
+
+def image_file_name(class_dir: str, index: int) -> str:
+    """Where image `index` of a class lives, relative to the split folder."""
+    return f"{class_dir}/{index:06d}.png"
 
 
 @dataclass(frozen=True)
 class PlannedImage:
-    """One image the config asks for; everything but the pixels."""
+    """One image the config asks for: where it goes and every field that decides its pixels.
+
+    The fields after `index` carry the names of `provenance.PROVENANCE_FIELDS`, which a
+    manifest row shares.
+    """
 
     label: str
     class_dir: str
     index: int
     seed: int
     prompt: str
+    context: str
+    negative_prompt: str
+    model: str
+    model_revision: str
+    lora_digest: str
+    lora_scale: float
+    scheduler: str
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    dtype: str
+    strategy: str = TEXT2IMG  # img2img adds its source digest and strength beside this
 
     @property
     def file_name(self) -> str:
-        return f"{self.class_dir}/{self.index:06d}.png"
+        return image_file_name(self.class_dir, self.index)
 
 
 @dataclass(frozen=True)
@@ -94,20 +125,46 @@ class DatasetRef:
     images: int
 
 
-def plan_images(config: GenerationConfig) -> list[PlannedImage]:
-    """Every image of the dataset, class by class, in a fixed order."""
+def planned_file_names(config: GenerationConfig) -> list[str]:
+    """The file names of `plan_images(config)`, without resolving the model."""
     dirs = validate_class_names([c.name for c in config.classes])
-    return [
-        PlannedImage(
-            label=spec.name,
-            class_dir=class_dir,
-            index=i,
-            seed=image_seed(config.seed, spec.name, i),
-            prompt=config.prompt_for(spec, i),
-        )
-        for spec, class_dir in zip(config.classes, dirs, strict=True)
-        for i in range(config.images_per_class)
-    ]
+    return [image_file_name(d, i) for d in dirs for i in range(config.images_per_class)]
+
+
+def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> list[PlannedImage]:
+    """Every image of the dataset, class by class, in a fixed order.
+
+    `model` is the config's resolved model (`model_info(config)`, computed when not given): its
+    revision or local digest, dtype and LoRA digest are part of each image's provenance.
+    """
+    model = model or model_info(config)
+    shared = dict(
+        negative_prompt=config.negative_prompt,
+        model=model.model,
+        model_revision=model.revision,
+        lora_digest=model.lora_digest,
+        lora_scale=model.lora_scale,
+        scheduler=model.scheduler,
+        steps=config.steps,
+        guidance_scale=config.guidance_scale,
+        width=config.width,
+        height=config.height,
+        dtype=model.dtype,
+    )
+    dirs = validate_class_names([c.name for c in config.classes])
+    plan = []
+    for spec, class_dir in zip(config.classes, dirs, strict=True):
+        for i in range(config.images_per_class):
+            prompt, context = plan_prompt(
+                spec.name,
+                i,
+                template=config.prompt_template,
+                prompts=spec.prompts,
+                contexts=config.contexts,
+            )
+            seed = image_seed(config.seed, spec.name, i)
+            plan.append(PlannedImage(spec.name, class_dir, i, seed, prompt, context, **shared))
+    return plan
 
 
 def split_batches(plan: list[PlannedImage], batch_size: int) -> list[tuple[PlannedImage, ...]]:
@@ -115,7 +172,9 @@ def split_batches(plan: list[PlannedImage], batch_size: int) -> list[tuple[Plann
     return [tuple(plan[i : i + batch_size]) for i in range(0, len(plan), batch_size)]
 
 
-def plan_batches(config: GenerationConfig, shard: Shard = WHOLE) -> tuple[BatchSpec, ...]:
+def plan_batches(
+    config: GenerationConfig, shard: Shard = WHOLE, model: ModelInfo | None = None
+) -> tuple[BatchSpec, ...]:
     """The fixed batches `shard` owns (every batch for the whole dataset)."""
-    batches = split_batches(plan_images(config), config.batch_size)
+    batches = split_batches(plan_images(config, model), config.batch_size)
     return tuple(BatchSpec(n, items) for n, items in enumerate(batches) if shard.owns(n))
