@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.internal.conjecture import providers as hypothesis_providers
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="datasynth-tests-"))
 os.environ.update(
@@ -35,6 +37,47 @@ os.environ.pop("DATASYNTH_FAULTS", None)
 os.environ.pop("DATASYNTH_CRASH_AT", None)
 
 REPO = Path(__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------------------------ hypothesis
+# A derandomized test must draw the same examples whatever else the run loads. Hypothesis seeds it
+# from the test's own code, but it also mixes in constants harvested from the source of every
+# local, non-test module in sys.modules, re-read whenever sys.modules grows
+# (`providers._get_local_constants`): a test's draws depended on which other test modules had been
+# collected or run before it, so `pytest tests/reliability` failed where the file alone passed.
+# The pool is pinned empty (tests list their edge values themselves); `-m fuzz`, random by design,
+# gets the harvest back (`_hypothesis_constants`).
+settings.register_profile(
+    "datasynth", derandomize=True, database=None, deadline=None, print_blob=True
+)
+settings.load_profile("datasynth")
+try:
+    _harvest_local_constants = hypothesis_providers._get_local_constants
+except AttributeError as exc:  # a new hypothesis: find the new hook before trusting any draw
+    raise RuntimeError(f"re-pin hypothesis's local constants in {__file__}: {exc}") from None
+_NO_LOCAL_CONSTANTS = hypothesis_providers.Constants()
+
+
+def _use_local_constants(harvest: bool) -> None:
+    hypothesis_providers._get_local_constants = (
+        _harvest_local_constants if harvest else lambda: _NO_LOCAL_CONSTANTS
+    )
+    hypothesis_providers.CONSTANTS_CACHE.cache.clear()  # it holds the pool it was built from
+
+
+_use_local_constants(False)
+
+
+@pytest.fixture(autouse=True)
+def _hypothesis_constants(request):
+    """Only `fuzz` tests (random, wider) draw constants from the project's source."""
+    if request.node.get_closest_marker("fuzz") is None:
+        yield
+        return
+    _use_local_constants(True)
+    try:
+        yield
+    finally:
+        _use_local_constants(False)
 
 
 def _free_port() -> int:

@@ -1,9 +1,8 @@
 """`datasynth generate` when the world fails: a full disk, a read-only folder, a lost Prefect API.
 
 Each test first checks what must never break (the dataset stays valid, a rerun completes it
-without redoing finished images), then how the failure was reported. The CLI turns only
-`DatasynthError`s into `error: ...`; an OSError or a lost API still prints a traceback, so those
-last checks xfail with the reason until it does.
+without redoing finished images), then how the failure was reported: one `error: ...` line that
+names the file, folder or server (flows/cli/errors.py), and no traceback anywhere in the output.
 """
 
 from __future__ import annotations
@@ -45,19 +44,21 @@ def message_is_clear(stderr: str, *words: str) -> bool:
     )
 
 
-def last_error(stderr: str) -> str:
-    """The final `SomeError: message` of a traceback (rich wraps it: lines are joined back)."""
+def error_line(stderr: str) -> str:
+    """The `error: ...` line, or the final `SomeError: message` of a traceback (rich wraps it:
+    lines are joined back)."""
     lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
     starts = [i for i, line in enumerate(lines) if re.match(r"^[\w.]+(Error|Exception)\b", line)]
     return " ".join(lines[starts[-1] :]) if starts else (lines[-1] if lines else "")
 
 
-def xfail_unless_clear(stderr: str, *words: str) -> None:
-    if not message_is_clear(stderr, *words):
-        pytest.xfail(
-            "the CLI prints a traceback instead of `error: ...` naming the file "
-            f"(see docs/RELIABILITY.md); it ends with: {last_error(stderr)[:300]}"
-        )
+def assert_clear(stderr: str, *words: str) -> None:
+    assert message_is_clear(stderr, *words), (
+        f"expected one `error: ...` line holding {words} and no traceback; got: {stderr[-3000:]}"
+    )
 
 
 @pytest.fixture
@@ -131,11 +132,11 @@ def test_cli_on_a_full_disk_fails_keeps_the_manifest_valid_and_resumes(tmp_path,
     record(
         "cli-enospc-tmpfs",
         counted_when_full=crashed.counted,
-        message=last_error(full_err),
+        message=error_line(full_err),
         redone=redone,
         **final.problems(),
     )
-    xfail_unless_clear(full_err, "No space left on device", str(disk))
+    assert_clear(full_err, "No space left on device", str(disk))
 
 
 # ----------------------------------------------------------------------------------- read-only
@@ -153,8 +154,8 @@ def test_cli_on_a_read_only_folder_fails_and_writes_nothing(tmp_path, config16):
     rerun = cli(config, out)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert not audit(out, config16).problems()
-    record("cli-read-only", returncode=run.returncode, message=last_error(run.stderr))
-    xfail_unless_clear(run.stderr, str(out))
+    record("cli-read-only", returncode=run.returncode, message=error_line(run.stderr))
+    assert_clear(run.stderr, str(out))
 
 
 # ----------------------------------------------------------------------- Prefect API goes away
@@ -176,8 +177,8 @@ def test_cli_whose_prefect_api_dies_fails_and_resumes_on_a_new_server(tmp_path, 
     home = tmp_path / "prefect-home"
     home.mkdir()
     out = tmp_path / "ds"
-    server, url = start_prefect_server(home)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url}
+    server, lost_url = start_prefect_server(home)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": lost_url}
     run = subprocess.Popen(
         [sys.executable, "-m", "flows", "generate", str(config_file), "--out", str(out)],
         env=env,
@@ -217,6 +218,6 @@ def test_cli_whose_prefect_api_dies_fails_and_resumes_on_a_new_server(tmp_path, 
         counted_at_exit=crashed.counted,
         seconds_to_give_up=round(gave_up_after),
         returncode=run.returncode,
-        message=last_error(stderr)[:300],
+        message=error_line(stderr)[:300],
     )
-    xfail_unless_clear(stderr, "Prefect")
+    assert_clear(stderr, "Prefect", lost_url, "datasynth server")

@@ -5,14 +5,23 @@ validators in synth/config.py. The gaps this campaign found (booleans read as nu
 fields other than '{name}', a class named like the manifest, unbounded seeds, infinite ratios,
 blank paths, an override below a scalar) are fixed in synth/config.py and synth/naming.py; the
 broad properties now cover those inputs too, and each gap keeps a test of its own below.
+
+The default tests are derandomized and draw the same examples whatever else the run loads:
+tests/conftest.py pins hypothesis's pool of constants harvested from loaded modules (pinned by
+`test_draws_do_not_depend_on_the_modules_loaded`). Wider random exploration, with that harvest,
+runs with `-m fuzz` on a bounded budget (`WIDE`).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
 import re
 import string
+import sys
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +46,9 @@ FUZZ = settings(
     derandomize=True,  # the same examples on every run and machine
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+# `-m fuzz`: a new seed each run (a failure prints the blob that replays it), the project's own
+# source constants in the pool, and a bounded budget: 1,000 values per field, ~50,000 configs.
+WIDE = settings(FUZZ, max_examples=1000, derandomize=False)
 
 # ------------------------------------------------------------------------------------ oracles
 
@@ -102,22 +114,32 @@ def _classes_ok(classes: Any) -> bool:
 
 
 def _template_ok(template: Any) -> bool:
-    """A prompt template may hold the literal field '{name}' (plain, no attribute or index)."""
+    """A prompt template may hold the fields '{name}' and '{context}' (no attribute, index or
+    conversion, no field nested in a format spec), and formats whatever the class is called."""
     if not _nonblank(template):
         return False
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        fields = [(f, s, c) for _, f, s, c in string.Formatter().parse(template) if f is not None]
     except ValueError:
         return False
-    return all(f == "name" for f in fields) and _formats(template)
+    plain = all(f in ("name", "context") and c is None and "{" not in s for f, s, c in fields)
+    return plain and all(_formats(template, name) for name in ("x", "apple", "5"))
 
 
-def _formats(template: str) -> bool:
+def _formats(template: str, name: str) -> bool:
     try:
-        template.format(name="x")
+        template.format(name=name, context="on a table")
         return True
     except (KeyError, IndexError, ValueError, AttributeError):
         return False
+
+
+def _test_sets_ok(paths: Any) -> bool:
+    """Extra test sets are reported under their folder's name: unique, and not the main set's."""
+    if not isinstance(paths, tuple) or not all(_nonblank(p) for p in paths):
+        return False
+    names = [Path(os.path.abspath(p)).name.casefold() for p in paths]
+    return all(names) and len(set(names)) == len(names) and not {"real", "real-test"} & set(names)
 
 
 def _margin_ok(v: Any) -> bool:
@@ -147,6 +169,9 @@ GENERATION = {
     "batch_size": _int(1, 256),
     "device": _one_of("auto", "cuda", "cpu"),
     "dtype": _one_of("auto", "fp16", "bf16", "fp32"),
+    "contexts": lambda v: isinstance(v, tuple) and all(_nonblank(c) for c in v),
+    "lora": lambda v: v is None or _nonblank(v),
+    "lora_scale": _real(0.0, 4.0),
 }
 PREPROCESS = {
     "size": _int(8, 1024),
@@ -175,7 +200,8 @@ EXPERIMENT = {
     "name": _nonblank,
     "real_data": _nonblank,
     "test_fraction": _real(0.0, 1.0, low_open=True, high_open=True),
-    "extra_test_sets": lambda v: isinstance(v, tuple) and all(_nonblank(p) for p in v),
+    "split_seed": _int(0, 2**63 - 1),
+    "extra_test_sets": _test_sets_ok,
     "mix_sweep": lambda v: isinstance(v, tuple) and all(_real(0.0, 1.0)(f) for f in v),
     # torch's manual_seed takes [-2**63, 2**64)
     "seeds": lambda v: (
@@ -249,12 +275,14 @@ def _check(model: type, data: dict[str, Any], field: str, value: Any) -> str:
 FIELDS = [(model, field) for model, (_, oracle) in MODELS.items() for field in sorted(oracle)]
 
 
-@pytest.mark.parametrize(("model", "field"), FIELDS, ids=[f"{m.__name__}.{f}" for m, f in FIELDS])
-def test_every_field_value_is_rejected_naming_the_field_or_valid(model, field):
+FIELD_IDS = [f"{m.__name__}.{f}" for m, f in FIELDS]
+
+
+def _fuzz_field(model: type, field: str, budget: settings) -> None:
     base, _ = MODELS[model]
     seen = {"accepted": 0, "rejected": 0}
 
-    @FUZZ
+    @budget
     @given(_values_for(field))
     def check(value):
         seen[_check(model, {**base, field: value}, field, value)] += 1
@@ -263,13 +291,35 @@ def test_every_field_value_is_rejected_naming_the_field_or_valid(model, field):
     assert seen["rejected"] > 0, seen  # the strategy reaches invalid values of every field
 
 
-@FUZZ
-@given(st.sampled_from(sorted(GENERATION)), VALUES)
-def test_nested_generation_fields_are_named_with_their_section(field, value):
+@pytest.mark.parametrize(("model", "field"), FIELDS, ids=FIELD_IDS)
+def test_every_field_value_is_rejected_naming_the_field_or_valid(model, field):
+    _fuzz_field(model, field, FUZZ)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize(("model", "field"), FIELDS, ids=FIELD_IDS)
+def test_wide_random_values_are_rejected_naming_the_field_or_valid(model, field):
+    _fuzz_field(model, field, WIDE)
+
+
+def _nested_field_is_named(field: str, value: Any) -> None:
     try:
         parse_config(ExperimentConfig, {"generation": {field: value}})
     except ConfigError as exc:
         assert f"`generation.{field}" in str(exc), (field, value, str(exc))
+
+
+@FUZZ
+@given(st.sampled_from(sorted(GENERATION)), VALUES)
+def test_nested_generation_fields_are_named_with_their_section(field, value):
+    _nested_field_is_named(field, value)
+
+
+@pytest.mark.fuzz
+@WIDE
+@given(st.sampled_from(sorted(GENERATION)), VALUES)
+def test_wide_nested_generation_fields_are_named_with_their_section(field, value):
+    _nested_field_is_named(field, value)
 
 
 @FUZZ
@@ -357,3 +407,63 @@ def test_override_below_a_scalar_is_a_config_error(tmp_path):
     path.write_text("seed = 3\n")
     with pytest.raises(ConfigError, match="`seed"):
         load_config(path, GenerationConfig, {"seed.x": 1})
+
+
+def test_config_rejects_a_template_nesting_a_field_in_its_format_spec():
+    """'{name:>{name}}' used the class name as its own format spec: 'apple' fails to format."""
+    with pytest.raises(ConfigError, match="`prompt_template`"):
+        parse_config(GenerationConfig, {"prompt_template": "{name:>{name}}"})
+
+
+def test_config_rejects_blank_extra_test_sets():
+    for blank in ("", " "):
+        with pytest.raises(ConfigError, match="`extra_test_sets"):
+            parse_config(ExperimentConfig, {"extra_test_sets": ["data/grocery", blank]})
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [["a/grocery", "b/grocery"], ["a/Grocery", "b/grocery/"], ["data/real-test"], ["/"]],
+    ids=["same-name", "same-name-other-case", "main-test-set-name", "no-name"],
+)
+def test_config_rejects_extra_test_sets_that_cannot_be_told_apart(paths):
+    """A test set is reported under its folder's name: two alike would replace each other."""
+    with pytest.raises(ConfigError, match="`extra_test_sets`"):
+        parse_config(ExperimentConfig, {"extra_test_sets": paths})
+
+
+def test_config_accepts_distinct_extra_test_sets():
+    paths = ["data/grocery-fruits", "other/fruits-360"]
+    assert parse_config(ExperimentConfig, {"extra_test_sets": paths}).extra_test_sets == tuple(
+        paths
+    )
+
+
+# ------------------------------------------------------------------------ draws that cannot flake
+
+
+def test_draws_do_not_depend_on_the_modules_loaded(tmp_path, monkeypatch):
+    """Importing a module full of new constants leaves a derandomized test's draws unchanged
+    (without the pin in tests/conftest.py, hypothesis would mix these constants in)."""
+
+    def draws() -> list[Any]:
+        seen: list[Any] = []
+
+        @FUZZ
+        @given(st.text(max_size=12) | st.integers() | st.floats())
+        def record(value):
+            seen.append(value)
+
+        record()
+        return seen
+
+    before = draws()
+    module = tmp_path / "datasynth_fresh_constants.py"
+    words = [f"zebra-{i}" for i in range(200)]
+    module.write_text(f"WORDS = {words!r}\nNUMBERS = {list(range(10**9, 10**9 + 200))!r}\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    try:
+        importlib.import_module(module.stem)
+        assert draws() == before
+    finally:
+        sys.modules.pop(module.stem, None)
