@@ -8,15 +8,17 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.generate import generate_dataset
-from synth.config import ExperimentConfig
-from synth.data import extra_test_set_names
+from synth.config import ExperimentConfig, RecipeConfig
+from synth.data import TensorSet, extra_test_set_names
 from synth.evaluation import shap_file
 from synth.generation import is_tiny_model
+from synth.training import gate_recipe, uses_synthetic
 from tasks.caching import resolve_checked, run_checked
 from tasks.diagnose import diagnose
 from tasks.evaluate import evaluate, explain
 from tasks.preprocess import preprocess_real_split, preprocess_synthetic_set
 from tasks.progress import StepProgress
+from tasks.quality import quality_gate
 from tasks.realdata import import_real
 from tasks.report import publish_study_report
 from tasks.train import train_recipe_seed
@@ -29,6 +31,13 @@ def _always_valid(_: object) -> bool:
     return True
 
 
+def _synthetic_input(recipe: RecipeConfig, gated: TensorSet, every: TensorSet) -> TensorSet | None:
+    """A recipe's synthetic pool: none (real-only recipes), the gate's kept images, or all."""
+    if not uses_synthetic(recipe):
+        return None  # so a real-only model never depends on the synthetic images
+    return gated if recipe.quality_gate else every
+
+
 # One task at a time in threads: torch's global RNG is per process, so seeded training runs
 # in parallel only on process-based runners (Dask: `--task-runner dask`).
 @flow(name="experiment", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -38,8 +47,9 @@ def experiment(
     """Generate, import, preprocess, train every recipe x seed, evaluate, explain, report.
 
     Steps: 1. generate the synthetic set (subflow, resumable), 2. import the real photos and
-    any extra test folders, 3. preprocess all of them to cached tensors, 4. train each recipe
-    for each seed, 5. evaluate every model on every real test set, 6. explain one model per
+    any extra test folders, 3. preprocess all of them to cached tensors, the synthetic images
+    through the quality gate (scored by the real-only model, trained first), 4. train each
+    recipe for each seed, 5. evaluate every model on every real test set, 6. explain one model per
     recipe with SHAP, 7. diagnose with the baseline's first model (domain gap, leakage audit,
     cost), 8. judge every recipe against the baseline (paired verdicts, exchange rate), 9. write
     report.html + metrics and publish the artifacts.
@@ -74,16 +84,30 @@ def experiment(
     test_sets = {"real-test": run_checked(preprocess_real_split, real, "test", pre, cache)}
     for name, dataset in extras.items():
         test_sets[name] = run_checked(preprocess_real_split, dataset, "all", pre, cache)
-    syn = run_checked(
-        preprocess_synthetic_set, synthetic.root, synthetic.digest, classes, pre, cache
+    # the gate scores with a real-only model of this run, so that model trains first, on real
+    # images only; then only the kept images are preprocessed (quality.jsonl says why)
+    train = (config.train, classes, models, pre)
+    scorer = (gate_recipe(recipes, config.baseline), config.seeds[0])
+    scorer_model = run_checked(train_recipe_seed, *scorer, real_train, None, *train)
+    gate = run_checked(
+        quality_gate, synthetic.root, synthetic.digest, scorer_model, config.quality, pre
     )
+    syn_args = (synthetic.root, synthetic.digest, classes, pre, cache)
+    syn = run_checked(preprocess_synthetic_set, *syn_args, gate)
+    # every verified image, only for a recipe with `quality_gate = false` (comparing gate on and
+    # off); when the gate dropped nothing the two are the same file
+    ungated = any(uses_synthetic(r) and not r.quality_gate for r in recipes)
+    syn_all = run_checked(preprocess_synthetic_set, *syn_args) if ungated and gate.dropped else syn
     progress.advance()
-    # Step 4: train every recipe x seed
+    # Step 4: train every other recipe x seed
     runs = [(r, s) for r in recipes for s in config.seeds]
-    checkpoints = resolve_checked(
+    todo = [run for run in runs if run != scorer]
+    trained = resolve_checked(
         train_recipe_seed,
-        [((r, s, real_train, syn, config.train, classes, models, pre), {}) for r, s in runs],
+        [((r, s, real_train, _synthetic_input(r, syn, syn_all), *train), {}) for r, s in todo],
     )
+    by_run = {**dict(zip(todo, trained, strict=True)), scorer: scorer_model}
+    checkpoints = [by_run[run] for run in runs]
     progress.advance()
     # Step 5: evaluate on every real test set
     records = resolve_checked(
@@ -144,6 +168,7 @@ def experiment(
         title=f"datasynth: {config.name}",
         diagnosis=diagnosis,
         verdicts=verdicts,
+        quality=gate,
     )
     progress.advance()
     print(f"report: {report}")

@@ -31,6 +31,7 @@ __all__ = [
     "ExperimentConfig",
     "GenerationConfig",
     "PreprocessConfig",
+    "QualityConfig",
     "RecipeConfig",
     "TrainConfig",
     "load_config",
@@ -133,6 +134,65 @@ class GenerationConfig(_Frozen):
     lora_scale: float = Field(
         default=1.0, ge=0.0, le=4.0, description="LoRA strength: 0 is the base model, 1 as trained."
     )
+    strategy: Literal["text2img", "img2img"] = Field(
+        default="text2img",
+        description="'text2img': images from prompts alone; 'img2img': `variations_per_image` "
+        "variations of each real train photo (synth/generation/img2img.py).",
+    )
+    source_images: str | None = Field(
+        default=None,
+        description="img2img: labelled ImageFolder of real photos whose train split guides "
+        "generation (split like an experiment's real_data); an experiment uses its real_data.",
+    )
+    source_test_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=1.0,
+        description="img2img: held-out share of source_images when it has no test/ folder "
+        "(an experiment uses its test_fraction).",
+    )
+    source_split_seed: int = Field(
+        default=0,
+        ge=0,
+        lt=2**63,
+        description="img2img: seed of that split (an experiment uses its split_seed).",
+    )
+    variations_per_image: int = Field(
+        default=1, gt=0, le=1000, description="img2img: images made from each train photo (k)."
+    )
+    strength: float = Field(
+        default=0.75,
+        gt=0.0,
+        le=1.0,
+        description="img2img: share of the denoising redone from the photo: near 0 keeps it, "
+        "1 keeps only its rough colours.",
+    )
+
+    @model_validator(mode="after")
+    def _strategy_fields_agree(self) -> GenerationConfig:
+        # Compared with the defaults, not with model_fields_set: dataset.json stores every
+        # field, and reading it back must not look like the user set them.
+        defaults = GenerationConfig.model_fields
+        if self.strategy == "img2img":
+            if self.images_per_class != defaults["images_per_class"].default:
+                raise ValueError(
+                    "`images_per_class` does not apply to strategy 'img2img': each class gets "
+                    "`variations_per_image` images per train photo; remove it"
+                )
+            if self.steps * self.strength < 1:
+                raise ValueError(
+                    f"img2img runs int(`steps` x `strength`) denoising steps, and {self.steps} x "
+                    f"{self.strength} is below 1: raise `steps` or `strength`"
+                )
+            return self
+        img2img_only = ("source_images", "variations_per_image", "strength")
+        set_ = [f for f in img2img_only if getattr(self, f) != defaults[f].default]
+        if set_:
+            raise ValueError(
+                f"{', '.join(f'`{f}`' for f in set_)} apply only to strategy 'img2img': set "
+                '`strategy = "img2img"` or remove them'
+            )
+        return self
 
     @field_validator("contexts")
     @classmethod
@@ -360,6 +420,11 @@ class RecipeConfig(_Frozen):
         description="'shots': no synthetic images, all of them (a fixed N at every share), or "
         "`synthetic_per_real` per real image used.",
     )
+    quality_gate: bool = Field(
+        default=True,
+        description="Train on the synthetic images the quality gate kept (`quality`); False: on "
+        "every verified synthetic image, to compare the gate on and off.",
+    )
 
     @field_validator("kind")
     @classmethod
@@ -392,6 +457,67 @@ def _default_recipes() -> tuple[RecipeConfig, ...]:
     )
 
 
+# The quality gate's thresholds (the gate itself: synth/data/quality_gate.py). Here, not beside
+# the gate, so parsing a config never imports torch.
+class QualityConfig(BaseModel):
+    """Thresholds of the quality gate; every field has a default and a reason."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    enabled: bool = Field(
+        default=True,
+        description="Drop images that fail a criterion. False still scores every image and "
+        "records the reasons, but keeps all of them (to compare gate on and off).",
+    )
+    min_confidence: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        strict=True,  # a TOML `true` must not pass as 1.0
+        description="Keep an image when the real-only classifier gives its own label at least "
+        "this probability (0 disables). Ignored when `top_fraction` is set.",
+    )
+    top_fraction: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        strict=True,
+        description="Instead of `min_confidence`: keep the ceil(q * n) most confident images of "
+        "each class of n images (ties broken by file name). None: use `min_confidence`.",
+    )
+    clip_model: str | None = Field(
+        default=None,
+        description="Hugging Face hub id or local folder of a CLIP model scoring each image "
+        "against its prompt; None disables the CLIP criterion.",
+    )
+    min_clip_score: float = Field(
+        default=0.2,
+        ge=-1.0,
+        le=1.0,
+        strict=True,
+        description="Keep an image when the cosine similarity of its CLIP image embedding and its "
+        "prompt's text embedding is at least this (raw cosine, not CLIPScore's 2.5 x).",
+    )
+    dedupe_threshold: int | None = Field(
+        default=4,
+        ge=0,
+        le=64,
+        strict=True,
+        description="Two images whose 64-bit DCT perceptual hashes differ in at most this many "
+        "bits are near-duplicates; the first by file name is kept. None disables it.",
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        default="auto", description="Where the classifier and CLIP run; 'auto' takes CUDA."
+    )
+
+    @field_validator("clip_model")
+    @classmethod
+    def _clip_model_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("clip_model must be a hub id, a folder, or None; got a blank string")
+        return value
+
+
 class ExperimentConfig(_Frozen):
     """The whole study: generate, import real data, preprocess, train recipes, evaluate, explain."""
 
@@ -418,6 +544,10 @@ class ExperimentConfig(_Frozen):
         default=(), description="More labelled folders to evaluate on (generalisation checks)."
     )
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="The quality gate between generation and training (docs/GENERATION.md).",
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     recipes: tuple[RecipeConfig, ...] = Field(default_factory=_default_recipes, min_length=1)
     mix_sweep: tuple[float, ...] = Field(

@@ -8,6 +8,7 @@ from prefect import task
 
 from synth.config import PreprocessConfig
 from synth.data import RealDataset, TensorSet, preprocess_real, preprocess_synthetic
+from synth.data.quality_gate import QualityReport
 from tasks.caching import science_cache
 
 __all__ = ["preprocess_real_split", "preprocess_synthetic_set"]
@@ -32,7 +33,14 @@ def preprocess_real_split(
     persist_result=True,
 )
 def preprocess_synthetic_set(
-    root: str, digest: str, classes: tuple[str, ...], config: PreprocessConfig, cache_dir: str
+    root: str,
+    digest: str,
+    classes: tuple[str, ...],
+    config: PreprocessConfig,
+    cache_dir: str,
+    gate: QualityReport | None = None,
 ) -> TensorSet:
-    """Crop margins and letterbox the synthetic images into a tensor file (cached on digest)."""
-    return preprocess_synthetic(Path(root), digest, classes, config, Path(cache_dir))
+    """Crop margins and letterbox the synthetic images into a tensor file (cached on digest);
+    with `gate`, only the images it kept."""
+    kept = None if gate is None else gate.kept
+    return preprocess_synthetic(Path(root), digest, classes, config, Path(cache_dir), kept=kept)

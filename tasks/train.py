@@ -24,7 +24,7 @@ def train_recipe_seed(
     recipe: RecipeConfig,
     seed: int,
     real_train: TensorSet,
-    synthetic: TensorSet,
+    synthetic: TensorSet | None,  # None: a real-only recipe (no synthetic input)
     config: TrainConfig,
     class_names: tuple[str, ...],
     models_dir: str,

@@ -8,6 +8,7 @@ import pytest
 import synth
 from synth import code_digest as cd
 from synth.data import preprocess_real, preprocess_synthetic
+from synth.data.quality_gate import run_quality_gate
 from synth.evaluation import evaluate_checkpoint, explain_checkpoint
 from synth.generation import generate_batch
 from synth.training import train_checkpoint
@@ -15,6 +16,7 @@ from tasks.caching import SynthCode
 from tasks.evaluate import evaluate, explain
 from tasks.generate import generate_images
 from tasks.preprocess import preprocess_real_split, preprocess_synthetic_set
+from tasks.quality import quality_gate
 from tasks.train import train_recipe_seed
 
 TRAIN, PREPROCESS, GENERATE = (
@@ -98,6 +100,7 @@ def test_library_versions_change_the_code_digest(monkeypatch):
         (generate_images, generate_batch),
         (preprocess_real_split, preprocess_real),
         (preprocess_synthetic_set, preprocess_synthetic),
+        (quality_gate, run_quality_gate),
         (train_recipe_seed, train_checkpoint),
         (evaluate, evaluate_checkpoint),
         (explain, explain_checkpoint),

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.experiment import experiment
-from synth.config import ExperimentConfig
+from synth.config import ExperimentConfig, QualityConfig, RecipeConfig
+from synth.evaluation.statistics import LABELS
 from synth.figures import palette_image
 from synth.storage import encode_png
 
@@ -108,6 +110,32 @@ def test_experiment_publishes_report_artifacts_and_files(experiment_config):
     # colour is the class: the real-only model learns it
     assert recipes[0]["metrics"]["accuracy"]["mean"] >= 0.75
     assert float(artifacts["experiment-progress"].data) == 100.0
+    _assert_verdicts(html, metrics, artifacts)
+
+
+def _assert_verdicts(html: str, metrics: dict, artifacts: dict) -> None:
+    """The verdict leads report.html, is in metrics.json and in the `experiment-verdict`
+    artifact; one seed is said, never '± 0'; every recipe trained the same optimiser steps."""
+    verdicts = metrics["verdicts"]
+    judged = [(v["recipe"], v["baseline"], v["test_set"]) for v in verdicts["verdicts"]]
+    assert judged == [("synthetic", "real", "real-test"), ("mix-50", "real", "real-test")]
+    synthetic, mix = verdicts["verdicts"]
+    assert synthetic["kind"] == "replacement" and mix["kind"] == "comparison"
+    assert {synthetic["label"], mix["label"]} <= set(LABELS)
+    assert all(v["accuracy"]["one_seed"] and "one seed" in v["sentence"] for v in (synthetic, mix))
+    # budget 'steps': 2 epochs over 16 real images at batch 32 = 2 steps, for every recipe
+    assert {run["steps"] for run in metrics["runs"]} == {2}
+    assert "equal optimiser steps (2 per model)" in mix["sentence"]
+    verdict_md = artifacts["experiment-verdict"].data
+    # the sentences, with what they all repeat (one seed, the budget) said once above them
+    assert synthetic["sentence"].split("; one seed")[0] in verdict_md
+    assert "One seed" in verdict_md and "Budget: equal optimiser steps" in verdict_md
+    assert html.index("The answer") < html.index("Overview") < html.index("Recipes on real-test")
+    head = synthetic["sentence"].split(":")[0]  # e.g. 'synthetic does not replace real'
+    assert html.index(head) < html.index("Overview")
+    zero_width = re.compile(r"±\s*0(\.0*)?(?![.\d])")  # '± 0', '± 0.0000'; not '± 0.5'
+    for text in (html, verdict_md, artifacts["experiment-report"].data):
+        assert not zero_width.search(text)
 
 
 def test_experiment_rerun_trains_only_new_recipes_and_rebuilds_deleted_models(
@@ -150,3 +178,43 @@ def test_experiment_a_b_a_never_shows_b_shap_maps_for_a(experiment_config):
     assert real_a.stat().st_mtime_ns == a_mtime  # A's maps served from A's file, not redrawn
     assert _embedded(real_a) in html
     assert _embedded(real_b) not in html
+
+
+def test_experiment_trains_on_the_images_the_quality_gate_kept(experiment_config):
+    """Top half per class kept: the gated recipe sees 8 of 16 synthetic images, the ungated one
+    all 16; quality.jsonl, metrics.json, report.html and the `quality-gate` artifact agree, and a
+    deleted quality.jsonl is rewritten with the same bytes."""
+    config = experiment_config.model_copy(
+        update={
+            "quality": QualityConfig(top_fraction=0.5, dedupe_threshold=None, device="cpu"),
+            "recipes": (
+                RecipeConfig(name="real", kind="real"),
+                RecipeConfig(name="synthetic", kind="synthetic"),
+                RecipeConfig(name="synthetic-all", kind="synthetic", quality_gate=False),
+            ),
+            "shap_images_per_class": 0,
+        }
+    )
+    report, run_id = _run(config)
+    out = report.parent
+    quality = out / "synthetic" / "train" / "quality.jsonl"
+    rows = [json.loads(line) for line in quality.read_text().splitlines()]
+    kept = {r["file_name"] for r in rows if r["kept"]}
+    assert len(rows) == 16 and len(kept) == 8
+    metrics = json.loads((out / "metrics.json").read_text())
+    gate = metrics["quality"]
+    assert gate["kept_per_class"] == {"apple": 4, "banana": 4} and gate["dropped"] == 8
+    seen = {r["recipe"]: r["synthetic_images"] for r in metrics["runs"]}
+    assert seen == {"real": 0, "synthetic": 8, "synthetic-all": 16}
+    assert "Quality gate: synthetic images kept and dropped" in report.read_text()
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    table = {a.key: a for a in found}["quality-gate"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert table[-1] == {"class": "all", "kept": 8, "dropped": 8}
+    recorded = quality.read_bytes()
+    quality.unlink()  # the file is the truth: the cached gate result is not trusted without it
+    _run(config)
+    assert quality.read_bytes() == recorded

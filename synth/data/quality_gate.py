@@ -39,7 +39,7 @@ from synth.data.quality_decide import (
 )
 from synth.data.real_import import load_rgb
 from synth.devices import resolve_device
-from synth.generation.dataset import manifest_path
+from synth.generation.dataset import manifest_path, read_verified_rows
 from synth.generation.manifest import ManifestRow
 from synth.seeds import image_rng
 from synth.storage import atomic_write_bytes, sha256_file
@@ -55,6 +55,7 @@ __all__ = [
     "classifier_scores",
     "decide",
     "gate_key",
+    "gate_verified_rows",
     "kept_rows",
     "quality_path",
     "read_quality",
@@ -274,6 +275,25 @@ def run_quality_gate(
     payload = "".join(_to_json(d) + "\n" for d in decisions).encode("utf-8")
     digest = atomic_write_bytes(path, payload)
     return _report(path, digest, key, config, decisions, info.class_names)
+
+
+def gate_verified_rows(
+    root: str | Path,
+    digest: str,
+    model_checkpoint_path: str | Path,
+    config: QualityConfig,
+    *,
+    preprocess_config: PreprocessConfig,
+) -> QualityReport:
+    """`run_quality_gate` on the dataset's planned, verified rows, as training reads them.
+
+    Raises:
+        InputError: The images changed since generation verified them (`digest` differs).
+    """
+    rows = read_verified_rows(Path(root), digest)
+    return run_quality_gate(
+        root, rows, model_checkpoint_path, config, preprocess_config=preprocess_config
+    )
 
 
 def _from_json(data: dict) -> QualityDecision:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from synth.config import PreprocessConfig
@@ -43,15 +43,44 @@ def synthetic_items(
 
 
 def preprocess_synthetic(
-    root: Path, digest: str, classes: tuple[str, ...], config: PreprocessConfig, cache_dir: Path
+    root: Path,
+    digest: str,
+    classes: tuple[str, ...],
+    config: PreprocessConfig,
+    cache_dir: Path,
+    *,
+    kept: Collection[str] | None = None,
 ) -> TensorSet:
     """A synthetic dataset (margins cropped, letterboxed) as a tensor file named by its digest.
 
     Only the dataset's planned, verified images enter, read back from its files and checked
-    against `digest` (an `InputError` when they changed since generation verified them).
+    against `digest` (an `InputError` when they changed since generation verified them); with
+    `kept` (the quality gate's `QualityReport.kept`), only those of them.
     """
     rows = read_verified_rows(Path(root), digest)
     key = content_key(digest, classes, config.model_dump())
+    if kept is not None:
+        rows, key = _gated(rows, frozenset(kept), key)
     out = Path(cache_dir) / f"synthetic-{key}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     return build_tensor_set(synthetic_items(Path(root), rows, classes), out, config)
+
+
+def _gated(
+    rows: list[ManifestRow], kept: frozenset[str], key: str
+) -> tuple[list[ManifestRow], str]:
+    """The rows the gate kept, and the tensor file's key for exactly that subset.
+
+    Keyed on the kept names, not the gate's settings: a gate that keeps everything (or is
+    disabled) names the same file as no gate, so comparing gate on and off builds it once.
+    """
+    unknown = sorted(kept - {r.file_name for r in rows})
+    if unknown:
+        raise ValueError(
+            f"`kept` names {len(unknown)} images that are not verified rows of this dataset "
+            f"(first: {unknown[:3]}); the quality gate ran on another dataset"
+        )
+    chosen = [r for r in rows if r.file_name in kept]
+    if len(chosen) == len(rows):
+        return chosen, key
+    return chosen, content_key(key, sorted(kept))

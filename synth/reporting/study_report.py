@@ -1,4 +1,5 @@
-"""The study's report: comparison table, plots, SHAP and samples, as HTML, markdown and JSON.
+"""The study's report: the verdict first, then each recipe's numbers, plots, SHAP and samples,
+as HTML, markdown and JSON.
 
 Pure: it takes evaluation records and file paths, returns strings and rows; tasks/ writes the
 files and publishes the Prefect artifacts.
@@ -8,17 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from synth.data.preprocess import TensorSet, load_tensor_set
+from synth.data.quality_gate import QualityReport
+from synth.evaluation.diagnosis import Diagnosis
 from synth.evaluation.metrics import METRICS
 from synth.evaluation.scoring import EvalRecord
+from synth.evaluation.study_verdicts import StudyVerdicts
 from synth.evaluation.summary import RecipeSummary, summarize_recipes
 from synth.figures import palette_image
-from synth.reporting.html import Section, render_html
+from synth.reporting.diagnosis_section import diagnosis_markdown, diagnosis_section
+from synth.reporting.html import Section, column_name, render_html
 from synth.reporting.markdown import markdown_image, markdown_table
 from synth.reporting.plots import (
     confusion_plot,
@@ -28,6 +34,8 @@ from synth.reporting.plots import (
     roc_curves_plot,
     sample_grid,
 )
+from synth.reporting.quality_section import quality_markdown, quality_section
+from synth.reporting.verdict_section import verdict_markdown, verdict_sections
 
 __all__ = ["StudyReport", "build_study_report", "record_rows"]
 
@@ -35,6 +43,13 @@ NO_SIGNAL_NOTE = (
     "The synthetic images come from a tiny random-weight pipeline (offline demo): they carry no "
     "class signal, so synthetic-only results are at chance level by construction. Point "
     "`generation.model` at Stable Diffusion 1.5 for a real study."
+)
+
+
+SUMMARY_NOTE = (
+    "Mean over seeds, ± the 95% interval over seeds when there are several (one seed: no "
+    "interval rather than a zero-width one). These intervals leave out test-image sampling; the "
+    "verdicts above compare recipes with intervals that cover both."
 )
 
 
@@ -46,14 +61,28 @@ class StudyReport:
     markdown: str
     summaries: list[RecipeSummary]  # on the main test set
     records: list[dict]
+    verdict_markdown: str = ""  # the `experiment-verdict` artifact ('' without verdicts)
 
 
 def record_rows(records: list[EvalRecord]) -> list[dict]:
     """One flat row per (recipe, seed, test set): the CSV/JSON form of the results."""
     return [
-        {"recipe": r.recipe, "seed": r.seed, "test_set": r.test_set, **r.metrics.summary()}
+        {
+            "recipe": r.recipe,
+            "seed": r.seed,
+            "test_set": r.test_set,
+            **r.metrics.summary(),
+            "steps": r.steps,
+            "real_images": r.real_images,
+            "synthetic_images": r.synthetic_images,
+        }
         for r in records
     ]
+
+
+def _human(rows: list[dict]) -> list[dict]:
+    """Rows with the headers a reader sees (markdown tables; HTML renames on its own)."""
+    return [{column_name(k): v for k, v in row.items()} for row in rows]
 
 
 def _first(records: list[EvalRecord], recipe: str, test_set: str) -> EvalRecord:
@@ -93,8 +122,17 @@ def build_study_report(
     overview: list[dict],
     quarantined: list[dict],
     no_signal: bool,
+    diagnosis: Diagnosis | None = None,
+    verdicts: StudyVerdicts | None = None,
+    extra_sections: Sequence[Section] = (),
+    quality: QualityReport | None = None,
 ) -> StudyReport:
-    """Assemble the report of an experiment from its evaluation records and tensor files."""
+    """Assemble the report of an experiment from its evaluation records and tensor files.
+
+    The verdicts come first (`verdict_sections`), then the diagnosis (domain gap, leakage,
+    cost) and `extra_sections`, then the run overview and each recipe's own numbers, then the
+    detail of every recipe.
+    """
     main_test = next(iter(test_sets))
     summaries = {name: summarize_recipes(records, name) for name in test_sets}
     tables = {name: [s.table_row() for s in rows] for name, rows in summaries.items()}
@@ -104,11 +142,15 @@ def build_study_report(
     grid = sample_grid({"real (preprocessed)": real, "synthetic (preprocessed)": syn})
     note = NO_SIGNAL_NOTE if no_signal else None
     sections = [
+        *(verdict_sections(verdicts) if verdicts else []),
+        *([diagnosis_section(diagnosis, synthetic, test_sets)] if diagnosis else []),
+        *extra_sections,
         Section("Overview", tables=(("run", overview),), note=note),
         Section(
-            f"Recipes on {main_test}: mean and 95% CI over seeds",
+            f"Recipes on {main_test}: each recipe's own numbers",
+            paragraphs=(SUMMARY_NOTE,),
             tables=tuple((f"test set: {name}", rows) for name, rows in tables.items()),
-            images=(("accuracy per recipe (95% CI)", bars),),
+            images=(("accuracy per recipe", bars),),
         ),
         Section("Real vs synthetic after preprocessing", images=(("samples", grid),)),
     ]
@@ -116,6 +158,8 @@ def build_study_report(
     for recipe in dict.fromkeys(r.recipe for r in records):
         first = _first(records, recipe, main_test)
         sections.append(_recipe_section(first, test_images, shap_pngs.get(recipe)))
+    if quality is not None:  # what the gate kept and dropped, before the real files skipped
+        sections.append(quality_section(quality))
     sections.append(
         Section(
             "Quarantined real files",
@@ -123,15 +167,19 @@ def build_study_report(
             tables=(("files skipped by the import", quarantined),) if quarantined else (),
         )
     )
+    said = verdict_markdown(verdicts, title=f"Verdict: {title}") if verdicts else ""
     markdown = "\n\n".join(
         [
-            f"# {title}",
+            said or f"# {title}",
             f"> {note}" if note else "",
-            f"## Recipes on `{main_test}` (mean ± 95% CI over seeds)",
-            markdown_table(tables[main_test]),
+            f"## Recipes on `{main_test}`: each recipe's own numbers",
+            SUMMARY_NOTE,
+            markdown_table(_human(tables[main_test])),
             markdown_image(bars, "accuracy per recipe"),
             "## Real vs synthetic after preprocessing",
             markdown_image(palette_image(grid), "samples"),
+            diagnosis_markdown(diagnosis) if diagnosis is not None else "",
+            quality_markdown(quality) if quality is not None else "",
         ]
     )
     flat = record_rows(records)
@@ -139,4 +187,5 @@ def build_study_report(
         for key in METRICS:
             if isinstance(row[key], float) and math.isnan(row[key]):
                 row[key] = None
-    return StudyReport(render_html(title, sections), markdown, summaries[main_test], flat)
+    html = render_html(title, sections)
+    return StudyReport(html, markdown, summaries[main_test], flat, said)

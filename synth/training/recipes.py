@@ -7,6 +7,7 @@ largest-remainder rounding so the totals are exact) and seeded.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -32,10 +33,12 @@ __all__ = [
     "RECIPES",
     "RecipeKind",
     "RecipeSelection",
+    "gate_recipe",
     "select_training_indices",
     "step_budget",
     "train_checkpoint",
     "train_recipe",
+    "uses_synthetic",
 ]
 
 
@@ -77,7 +80,8 @@ def _draw(
     """`n` indices of `labels`, class-stratified, sorted; all of them when `n` is the pool size."""
     if n > len(labels):
         hint = (
-            "raise generation.images_per_class"
+            "raise generation.images_per_class, or loosen the quality gate (`quality`; "
+            "quality.jsonl says what it dropped)"
             if kind == "synthetic"
             else "lower the recipe's `total` or raise its synthetic share"
         )
@@ -190,6 +194,27 @@ RECIPES: dict[str, RecipeKind] = {
         _select_shots,
     ),
 }
+
+
+def uses_synthetic(recipe: RecipeConfig) -> bool:
+    """Whether `recipe` may train on synthetic images; False: it takes no synthetic set at all.
+
+    The flow trains such recipes before the quality gate (which needs a real-only model), so
+    their checkpoints never depend on the synthetic images. True whenever unsure.
+    """
+    if RECIPES[recipe.kind].select is _select_real:
+        return False
+    return not (recipe.kind == "shots" and recipe.shots_synthetic == "none")
+
+
+def gate_recipe(recipes: Sequence[RecipeConfig], baseline: str) -> RecipeConfig:
+    """The real-only recipe whose first-seed model the quality gate scores with.
+
+    The baseline when it is a plain 'real' recipe, else the first 'real' recipe, else one made
+    for the gate alone (trained, never evaluated).
+    """
+    real = sorted((r for r in recipes if r.kind == "real"), key=lambda r: r.name != baseline)
+    return real[0] if real else RecipeConfig(name="quality-gate", kind="real")
 
 
 def select_training_indices(
@@ -306,7 +331,7 @@ def train_checkpoint(
     recipe: RecipeConfig,
     seed: int,
     real_train: TensorSet,
-    synthetic: TensorSet,
+    synthetic: TensorSet | None,
     config: TrainConfig,
     class_names: tuple[str, ...],
     models_dir: Path,
@@ -316,10 +341,22 @@ def train_checkpoint(
     """Train `recipe` with `seed` on the cached tensors and save a self-describing checkpoint.
 
     The checkpoint records the preprocessing its tensors were made with (read from the tensor
-    files; `preprocess`, when given, must match it) and which images it trained on.
+    files; `preprocess`, when given, must match it) and which images it trained on. `synthetic`
+    is None for a recipe that trains on real images only (`uses_synthetic`).
     """
     real = load_tensor_set(real_train.path, digest=real_train.digest)
-    syn = load_tensor_set(synthetic.path, digest=synthetic.digest)
+    # None: a recipe that `uses_synthetic` says takes none; an empty pool fails it by name
+    syn = (
+        dataclasses.replace(
+            real,
+            images=real.images[:0],
+            labels=real.labels[:0],
+            synthetic=real.synthetic[:0],
+            keys=(),
+        )
+        if synthetic is None
+        else load_tensor_set(synthetic.path, digest=synthetic.digest)
+    )
     made_with, seen, sel = _provenance(recipe, seed, real, syn)
     if preprocess is not None and preprocess != made_with:
         raise ValueError(f"`preprocess` {preprocess} differs from the tensors' {made_with}")
@@ -334,7 +371,11 @@ def train_checkpoint(
         seed=seed,
     )
     inputs = content_key(
-        recipe.model_dump(), seed, real_train.digest, synthetic.digest, config.model_dump()
+        recipe.model_dump(),
+        seed,
+        real_train.digest,
+        None if synthetic is None else synthetic.digest,
+        config.model_dump(),
     )
     path = Path(models_dir) / f"{recipe.name}-seed{seed}-{inputs}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
