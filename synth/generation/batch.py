@@ -18,15 +18,17 @@ from synth import faults
 from synth.config import GenerationConfig
 from synth.errors import DatasetDriftError
 from synth.generation.dataset import SPLIT, make_row, manifest_path
+from synth.generation.img2img import load_source
 from synth.generation.manifest import append_rows, read_manifest
 from synth.generation.model_loader import (
     LoadedPipeline,
     ModelInfo,
+    load_img2img_pipeline,
     load_pipeline,
     model_info,
     model_settings,
 )
-from synth.generation.plan import PlannedImage
+from synth.generation.plan import IMG2IMG, PlannedImage
 from synth.generation.provenance import changed_fields, png_with_provenance
 from synth.storage import atomic_write_bytes
 
@@ -48,8 +50,9 @@ class BatchResult:
 
 
 def pipeline_for(config: GenerationConfig) -> LoadedPipeline:
-    """The process-wide pipeline for `config` (loaded on first use)."""
-    return load_pipeline(config.model, **model_settings(config))
+    """The process-wide pipeline for `config` (loaded on first use), img2img or text-to-image."""
+    load = load_img2img_pipeline if config.strategy == IMG2IMG else load_pipeline
+    return load(config.model, **model_settings(config))
 
 
 _MODEL_FIELDS = {  # PlannedImage field -> ModelInfo field of the pipeline that makes it
@@ -101,6 +104,12 @@ def _run_pipeline(loaded: LoadedPipeline, config: GenerationConfig, items, fault
     faults.maybe_oom(len(items))
     # One CPU generator per image: the same latents whatever the batch or the device.
     generators = [torch.Generator("cpu").manual_seed(item.seed) for item in items]
+    # img2img starts from each photo (already width x height) noised to `strength`
+    size = (
+        dict(image=[load_source(i) for i in items], strength=config.strength)
+        if config.strategy == IMG2IMG
+        else dict(width=config.width, height=config.height)
+    )
     with loaded.lock, torch.inference_mode():
         out = loaded.pipe(
             prompt=[item.prompt for item in items],
@@ -109,8 +118,7 @@ def _run_pipeline(loaded: LoadedPipeline, config: GenerationConfig, items, fault
             else None,
             num_inference_steps=config.steps,
             guidance_scale=config.guidance_scale,
-            width=config.width,
-            height=config.height,
+            **size,
             generator=generators,
             output_type="pil",
             callback_on_step_end=_denoise_callback(fault),

@@ -65,12 +65,17 @@ class ManifestRow:
     lora_scale: float = 1.0
     context: str = ""
     strategy: str = "text2img"
+    source_sha256: str = ""  # img2img: sha256 of the real photo it varies
+    strength: float = 1.0  # img2img: share of the denoising redone (text-to-image: all of it)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(ManifestRow)}
+# Left out of the digest at their text-to-image values, so a text-to-image dataset keeps the
+# digest it had before img2img existed (and its cached tensor files their names).
+_IMG2IMG_DEFAULTS = {"source_sha256": "", "strength": 1.0}
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
@@ -174,7 +179,11 @@ def dataset_digest(rows: list[ManifestRow]) -> str:
     and times; so a changed LoRA, prompt or model changes it even where the bytes would not."""
     h = hashlib.sha256()
     for row in sorted(rows, key=lambda r: r.file_name):
-        provenance = [getattr(row, f) for f in PROVENANCE_FIELDS]
+        provenance = [
+            getattr(row, f)
+            for f in PROVENANCE_FIELDS
+            if f not in _IMG2IMG_DEFAULTS or getattr(row, f) != _IMG2IMG_DEFAULTS[f]
+        ]
         fields = [row.file_name, row.sha256, row.label, *provenance]
         h.update(json.dumps(fields, ensure_ascii=True).encode() + b"\n")
     return h.hexdigest()

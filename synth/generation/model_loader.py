@@ -1,5 +1,8 @@
 """Load a diffusers text-to-image pipeline once per process, from a local directory or the hub.
 
+The img2img pipeline is made from the loaded one (`from_pipe`: the same modules, no second copy
+of the weights) and shares its lock, since both drive the same UNet.
+
 A local model or LoRA folder is identified by a digest of its files' contents, so weights
 overwritten in place (a refit into the same folder) are a different model to the manifest.
 """
@@ -26,6 +29,7 @@ __all__ = [
     "ModelInfo",
     "describe_model",
     "folder_digest",
+    "load_img2img_pipeline",
     "load_pipeline",
     "model_info",
     "model_settings",
@@ -237,3 +241,22 @@ def load_pipeline(model: str, *, revision: str | None, **settings) -> LoadedPipe
         if key not in _cache:
             _cache[key] = LoadedPipeline(_load(info, revision), info, threading.Lock())
         return _cache[key]
+
+
+_img2img_cache: dict[tuple, LoadedPipeline] = {}
+
+
+def load_img2img_pipeline(model: str, *, revision: str | None, **settings) -> LoadedPipeline:
+    """The img2img pipeline over the process's text-to-image one (`load_pipeline`'s settings)."""
+    text = load_pipeline(model, revision=revision, **settings)
+    key = (text.info, revision)
+    with _cache_lock:
+        if key not in _img2img_cache:
+            # imported under the lock: diffusers' lazy import failed when two batch threads
+            # reached it at once (ImportError, seen in an end-to-end run)
+            from diffusers import AutoPipelineForImage2Image
+
+            pipe = AutoPipelineForImage2Image.from_pipe(text.pipe)
+            pipe.set_progress_bar_config(disable=True)
+            _img2img_cache[key] = LoadedPipeline(pipe, text.info, text.lock)
+        return _img2img_cache[key]

@@ -11,7 +11,7 @@ plan the same way on every machine and an image does not depend on which shard m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from synth.config import GenerationConfig
 from synth.generation.contexts import plan_prompt
@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 TEXT2IMG = "text2img"
+IMG2IMG = "img2img"
 
 
 def image_file_name(class_dir: str, index: int) -> str:
@@ -67,7 +68,11 @@ class PlannedImage:
     width: int
     height: int
     dtype: str
-    strategy: str = TEXT2IMG  # img2img adds its source digest and strength beside this
+    strategy: str = TEXT2IMG
+    source_sha256: str = ""  # img2img: the guiding photo's sha256 ('' for text-to-image)
+    strength: float = 1.0  # img2img: share of the denoising redone (text-to-image: all)
+    # img2img: where the photo was found when planned; not provenance (its bytes are)
+    source_path: str = field(default="", compare=False)
 
     @property
     def file_name(self) -> str:
@@ -128,7 +133,12 @@ class DatasetRef:
 def planned_file_names(config: GenerationConfig) -> list[str]:
     """The file names of `plan_images(config)`, without resolving the model."""
     dirs = validate_class_names([c.name for c in config.classes])
-    return [image_file_name(d, i) for d in dirs for i in range(config.images_per_class)]
+    counts = [config.images_per_class] * len(dirs)
+    if config.strategy == IMG2IMG:
+        from synth.generation.img2img import images_per_class  # reads the photos: only here
+
+        counts = list(images_per_class(config).values())
+    return [image_file_name(d, i) for d, n in zip(dirs, counts, strict=True) for i in range(n)]
 
 
 def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> list[PlannedImage]:
@@ -136,6 +146,7 @@ def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> lis
 
     `model` is the config's resolved model (`model_info(config)`, computed when not given): its
     revision or local digest, dtype and LoRA digest are part of each image's provenance.
+    img2img plans `variations_per_image` images per train photo instead (`img2img.py`).
     """
     model = model or model_info(config)
     shared = dict(
@@ -152,6 +163,11 @@ def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> lis
         dtype=model.dtype,
     )
     dirs = validate_class_names([c.name for c in config.classes])
+    if config.strategy == IMG2IMG:
+        # imported here: img2img reads real photos through synth.data, which imports this
+        from synth.generation.img2img import plan_variations
+
+        return plan_variations(config, dirs, shared)
     plan = []
     for spec, class_dir in zip(config.classes, dirs, strict=True):
         for i in range(config.images_per_class):

@@ -10,9 +10,9 @@ Each PNG also carries its provenance in a `datasynth` text chunk, so a file rena
 whose manifest row was lost in a crash (an orphan) can be proven to be the image the plan asks
 for, rather than assumed to be.
 
-Room for more strategies: img2img adds `source_sha256` and `strength` to PlannedImage and
-ManifestRow (with defaults an old text-to-image row implies) and to `PROVENANCE_FIELDS`; the
-comparison, the drift error and the dataset digest then cover them with no other change.
+img2img (`img2img.py`) adds `source_sha256` (the guiding photo's bytes) and `strength`, with the
+defaults a text-to-image row implies ('' and 1.0: no photo, all noise), so older rows still read
+and still match; the comparison, the drift error and the dataset digest cover them like the rest.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ PROVENANCE_FIELDS = (
     "seed",
     "context",
     "strategy",
+    "source_sha256",
+    "strength",
 )
 _EMBEDDED = ("file_name", "label", *PROVENANCE_FIELDS)
 PNG_KEY = "datasynth"
