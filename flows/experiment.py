@@ -12,6 +12,7 @@ from synth.config import ExperimentConfig, RecipeConfig
 from synth.data import TensorSet, extra_test_set_names
 from synth.evaluation import shap_file
 from synth.generation import is_tiny_model
+from synth.generation.img2img import with_experiment_sources
 from synth.training import gate_recipe, uses_synthetic
 from tasks.caching import resolve_checked, run_checked
 from tasks.diagnose import diagnose
@@ -63,8 +64,12 @@ def experiment(
     names = extra_test_set_names(config.extra_test_sets)  # before generating: a clash is an error
     progress = StepProgress(9, "experiment-progress", "Experiment steps finished")
     # Step 1: synthetic images
+    # img2img varies the experiment's own real train photos, split as the experiment splits them
+    generation = with_experiment_sources(
+        config.generation, config.real_data, config.test_fraction, config.split_seed
+    )
     synthetic = generate_dataset(
-        config.generation,
+        generation,
         synthetic_dir or str(out / "synthetic"),
         regenerate_changed=regenerate_changed,  # else images made otherwise stop the run here
     )

@@ -52,12 +52,12 @@ def generate(
     from flows.generate import generate_dataset
     from flows.runners import apply_task_runner
     from synth.config import GenerationConfig, load_config
-    from synth.generation import model_info
+    from synth.generation import model_info, planned_file_names
 
     cfg = load_config(config, GenerationConfig, parse_overrides(set_))
     model_info(cfg)  # check inputs first: a missing model fails here, not in a task
     flow = apply_task_runner(generate_dataset, task_runner, workers=dask_workers, device=cfg.device)
-    with ManifestProgress(out, len(cfg.classes) * cfg.images_per_class):
+    with ManifestProgress(out, len(planned_file_names(cfg))):
         ref = flow(
             cfg,
             str(out),
