@@ -3,6 +3,7 @@ deployments/prefect.yaml all come from configs/demo.toml through `demo_config`."
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from synth.config import ExperimentConfig, load_config
@@ -27,9 +28,12 @@ def demo_config(out: str | Path, *, repo: Path | None = REPO) -> ExperimentConfi
     """configs/demo.toml with its paths under `repo` (absolute), or as written when `repo` is
     None (relative to the repository root, as prefect.yaml's workers resolve them)."""
     base = repo if repo is not None else Path()
+    path = REPO / "configs" / "demo.toml"
+    extra = tomllib.loads(path.read_text(encoding="utf-8")).get("extra_test_sets", [])
     overrides = {
         "generation.model": str(base / TINY_MODEL),
         "real_data": str(base / "data" / "fruits"),
+        "extra_test_sets": [str(base / p) for p in extra],  # the grocery photos, in the repo
         "out": str(base / out) if repo is not None else str(out),
     }
-    return load_config(REPO / "configs" / "demo.toml", ExperimentConfig, overrides)
+    return load_config(path, ExperimentConfig, overrides)

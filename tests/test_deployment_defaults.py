@@ -45,4 +45,5 @@ def test_demo_config_paths_are_absolute_under_the_repo_for_the_cli():
     config = demo_config(Path("/tmp/x"))
     assert config.out == "/tmp/x"
     assert Path(config.real_data) == REPO / "data" / "fruits"
+    assert [Path(p) for p in config.extra_test_sets] == [REPO / "data" / "grocery-fruits"]
     assert Path(config.generation.model).is_absolute()
