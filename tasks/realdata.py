@@ -16,7 +16,7 @@ __all__ = ["import_real"]
 @task(name="import-real-data", task_run_name="import-real-data-{name}")
 def import_real(
     root: str,
-    classes: tuple[str, ...],
+    classes: tuple[str, ...] | None,
     test_fraction: float,
     split_seed: int,
     report_dir: str,

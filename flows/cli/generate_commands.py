@@ -66,3 +66,29 @@ def generate(
             regenerate_changed=regenerate_changed,
         )
     typer.echo(f"dataset {ref.root}: {ref.images} images {ref.counts}, digest {ref.digest}")
+
+
+@app.command()
+def personalize(
+    config: Path,
+    out: Annotated[Path, typer.Option(help="Output folder (created, resumed or reused).")],
+    real_data: Annotated[
+        Path, typer.Option(help="Real photos (ImageFolder); only their train split is read.")
+    ] = Path("data/fruits"),
+    test_fraction: Annotated[float, typer.Option(help="Held-out share, as in the run.")] = 0.2,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
+) -> None:
+    """Fit the generator of CONFIG to the train split of the real photos (LoRA on SD, or the
+    whole tiny pipeline offline), then point a generation config's `model` or `lora` at OUT."""
+    choose_server()
+    from flows.personalize import personalize_generator
+    from synth.config import load_config
+    from synth.generation.personalize_config import PersonalizeConfig
+    from synth.generation.personalize_record import read_personalize_record
+
+    cfg = load_config(config, PersonalizeConfig, parse_overrides(set_))
+    split = {"test_fraction": test_fraction, "split_seed": split_seed}
+    done = personalize_generator(cfg, str(real_data), str(out), **split)
+    use = "lora" if read_personalize_record(Path(done))["kind"] == "lora" else "model"
+    typer.echo(f'generator {done}: set `{use} = "{done}"` in a generation config')

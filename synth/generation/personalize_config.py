@@ -1,0 +1,203 @@
+"""Settings of `personalize`: fitting a text-to-image generator to the user's real train photos.
+
+Defaults are for LoRA on Stable Diffusion 1.5 (the settings of diffusers' text-to-image LoRA
+example). `tiny_demo_config` gives the settings of the offline demo, which fits the tiny random
+pipeline on a CPU.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["PersonalizeConfig", "tiny_demo_config"]
+
+SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+Method = Literal["auto", "lora", "tiny-pipeline"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+
+class PersonalizeConfig(BaseModel):
+    """Everything that decides the fitted generator; its digest names a finished output."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    base: str = Field(
+        default=SD15_MODEL_ID,
+        min_length=1,
+        description="Hub id or local directory of the diffusers pipeline to fit.",
+    )
+    revision: str | None = Field(default=None, description="Hub revision of `base`.")
+    method: Method = Field(
+        default="auto",
+        description="'lora': LoRA adapters on the UNet attention layers, base frozen. "
+        "'tiny-pipeline': fit the tiny random pipeline's VAE, then its whole UNet (offline "
+        "demo only). 'auto': 'tiny-pipeline' for the tiny model, else 'lora'.",
+    )
+    steps: int = Field(
+        default=500, gt=0, le=1_000_000, description="Optimiser steps on the denoising loss."
+    )
+    learning_rate: float = Field(
+        default=1e-4, gt=0.0, le=1.0, description="AdamW learning rate of the denoiser."
+    )
+    batch_size: int = Field(default=4, gt=0, le=1024, description="Photos per optimiser step.")
+    resolution: int = Field(
+        default=512,
+        ge=8,
+        le=4096,
+        description="Photos are resized (shorter side) and centre-cropped to this square (x8).",
+    )
+    lora_rank: int = Field(
+        default=4, gt=0, le=1024, description="Rank r of each LoRA update (LoRA only)."
+    )
+    lora_alpha: float = Field(
+        default=4.0,
+        gt=0.0,
+        le=65536.0,
+        description="LoRA alpha; updates are scaled by alpha / rank (LoRA only).",
+    )
+    checkpoint_every: int = Field(
+        default=100,
+        gt=0,
+        le=1_000_000,
+        description="Steps between resumable checkpoints; a kill loses at most this many.",
+    )
+    seed: int = Field(
+        default=0, ge=0, lt=2**63, description="Seeds noise, timesteps, batches and LoRA init."
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        default="auto", description="'auto' takes CUDA when present."
+    )
+    mixed_precision: Precision = Field(
+        default="auto",
+        description="'auto' is fp16 on CUDA and fp32 on CPU; fp16/bf16 need CUDA. Trained "
+        "weights stay fp32 either way.",
+    )
+    prompt_template: str = Field(
+        default="a photo of a {name}",
+        description="Prompt of each class's photos; '{name}' is the class name. Generate with "
+        "the same prompts: the fitted model knows these words only.",
+    )
+    uncond_probability: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Share of photos trained with the empty prompt, so classifier-free "
+        "guidance has an unconditional prediction to steer away from (SD used 0.1).",
+    )
+    flip: bool = Field(
+        default=True, description="Also train on mirrored photos (doubles the data)."
+    )
+    snr_gamma: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1000.0,
+        description="Min-SNR loss weighting gamma (5.0 in the paper); None for plain MSE. "
+        "Stops nearly clean timesteps from dominating: the tiny fit learns colour faster.",
+    )
+    max_grad_norm: float = Field(
+        default=1.0, gt=0.0, le=1e6, description="Gradient clipping norm (as diffusers' scripts)."
+    )
+    vae_steps: int = Field(
+        default=300,
+        ge=0,
+        le=1_000_000,
+        description="Steps fitting the tiny pipeline's random VAE to the photos before the UNet "
+        "(tiny-pipeline only; a real VAE stays frozen).",
+    )
+    train_text_encoder: bool = Field(
+        default=False,
+        description="Also train the text encoder (tiny-pipeline only; its random encoder "
+        "gives the class prompts nearly equal embeddings).",
+    )
+    vae_learning_rate: float = Field(
+        default=1e-3, gt=0.0, le=1.0, description="AdamW learning rate of the VAE fit."
+    )
+    vae_kl_weight: float = Field(
+        default=1e-2,
+        ge=0.0,
+        le=1.0,
+        description="Weight of the KL term (per latent value) against reconstruction MSE: "
+        "keeps latents smooth, so the decoder also maps the UNet's imperfect latents to "
+        "photo colours (1e-3 gave cyan and grey blobs on data/fruits).",
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, value: Any, info) -> Any:
+        annotation = str(cls.model_fields[info.field_name].annotation)
+        if type(value) is bool and "bool" not in annotation:
+            raise ValueError(f"expected a number or text, got the boolean {value}")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("resolution")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8 (the VAE downsamples by 8), got {value}")
+        return value
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_formats(cls, template: str) -> str:
+        try:
+            fields = [
+                (f, conv) for _, f, _, conv in string.Formatter().parse(template) if f is not None
+            ]
+        except ValueError as exc:
+            raise ValueError(f"prompt_template {template!r} is not a template ({exc})") from None
+        if any(f != "name" or conv is not None for f, conv in fields):
+            raise ValueError(f"prompt_template {template!r} may only use the field '{{name}}'")
+        return template
+
+    @model_validator(mode="after")
+    def _precision_needs_cuda(self) -> PersonalizeConfig:
+        if self.device == "cpu" and self.mixed_precision in ("fp16", "bf16"):
+            raise ValueError(
+                f"mixed_precision {self.mixed_precision!r} needs CUDA but device is 'cpu'; "
+                "use 'auto' or 'fp32'"
+            )
+        return self
+
+    def prompt(self, class_name: str) -> str:
+        """The training prompt of `class_name`."""
+        return self.prompt_template.format(name=class_name)
+
+
+def tiny_demo_config(base: str, *, seed: int = 0) -> PersonalizeConfig:
+    """The offline demo's settings: the tiny pipeline fit to 16 px photos on a CPU.
+
+    Chosen with `bench/bench_personalize.py` on data/fruits (220 train photos), which prints
+    the fit time and the class signal of the samples. Generate at the same resolution (16 x 16)
+    with the recorded prompts; guidance 3 separates the classes better than 1.
+
+    Args:
+        base: Directory of the tiny random pipeline (`save_tiny_pipeline`).
+        seed: Training seed.
+
+    Returns:
+        The demo's config.
+    """
+    return PersonalizeConfig(
+        base=base,
+        method="tiny-pipeline",
+        # 8x8 latents: colour and layout carry the fruit classes (a per-class Gaussian over 8x8
+        # thumbnails already separates them), and each step costs about half a 32 px step, so
+        # the UNet gets enough steps to learn them within the demo's time
+        resolution=16,
+        vae_steps=300,
+        steps=1500,
+        batch_size=16,
+        learning_rate=1e-3,  # a from-scratch UNet, not an adapter: SD's 1e-4 learns too slowly
+        snr_gamma=5.0,  # Min-SNR: class colour came out clearly sooner than with plain MSE
+        train_text_encoder=True,  # the random encoder's class embeddings are nearly equal
+        vae_kl_weight=1e-2,
+        checkpoint_every=250,
+        device="cpu",
+        seed=seed,
+    )
