@@ -128,7 +128,8 @@ def _pools(size: int = 32):
 
 
 def test_train_recipe_pretrain_finetune_runs_both_phases():
-    config = TrainConfig(epochs=2, finetune_epochs=1, batch_size=4, device="cpu")
+    # budget 'epochs': whole epochs per phase (tests/test_budget.py covers the 'steps' split)
+    config = TrainConfig(epochs=2, finetune_epochs=1, batch_size=4, device="cpu", budget="epochs")
     result = train_recipe(
         _recipe("pretrain-finetune"), *_pools(), config=config, n_classes=2, seed=0
     )

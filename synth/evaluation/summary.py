@@ -1,4 +1,9 @@
-"""Per-recipe summaries of evaluation records: mean and confidence interval over seeds."""
+"""Per-recipe summaries of evaluation records: mean and confidence interval over seeds.
+
+These are each recipe's own numbers, the detail under the verdict: the interval covers seed
+variation only, and one seed gives no interval at all (never "± 0"). Comparisons between
+recipes, with intervals over seeds and test images, are in `synth.evaluation.study_verdicts`.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,19 @@ __all__ = ["MetricSummary", "RecipeSummary", "mean_ci", "summarize_recipes"]
 
 @dataclass(frozen=True)
 class MetricSummary:
-    """One metric over seeds: the mean and the half-width of its 95% interval."""
+    """One metric over seeds: the mean and the half-width of its 95% interval over seeds.
+
+    `ci` is None with one seed: a single run says nothing about seed-to-seed variation, and a
+    half-width of 0 would read as certainty; the mean is then shown alone (tables give the seed
+    count beside it).
+    """
 
     mean: float
-    ci: float
+    ci: float | None
 
     def __str__(self) -> str:
+        if self.ci is None:
+            return f"{self.mean:.4f}"
         return f"{self.mean:.4f} ± {self.ci:.4f}"
 
 
@@ -35,7 +47,10 @@ class RecipeSummary:
     metrics: Mapping[str, MetricSummary | None]
 
     def to_dict(self) -> dict:
-        """JSON form (metrics.json): {'recipe', 'test_set', 'seeds', 'metrics': {m: {mean, ci}}}."""
+        """JSON form (metrics.json): {'recipe', 'test_set', 'seeds', 'metrics': {m: {mean, ci}}}.
+
+        `ci` is null with one seed.
+        """
         metrics = {
             m: None if s is None else {"mean": s.mean, "ci": s.ci} for m, s in self.metrics.items()
         }
@@ -50,7 +65,7 @@ class RecipeSummary:
     def from_dict(cls, data: Mapping) -> RecipeSummary:
         """The inverse of `to_dict` (metrics.json as read back by dataset versions)."""
         metrics = {
-            m: None if s is None else MetricSummary(float(s["mean"]), float(s["ci"]))
+            m: None if s is None else MetricSummary(float(s["mean"]), _ci(s.get("ci")))
             for m, s in data["metrics"].items()
         }
         return cls(str(data["recipe"]), str(data["test_set"]), int(data["seeds"]), metrics)
@@ -61,6 +76,10 @@ class RecipeSummary:
         for metric, summary in self.metrics.items():
             row[metric] = "n/a" if summary is None else str(summary)
         return row
+
+
+def _ci(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -87,7 +106,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 
 
 def summarize_recipes(records: Sequence[EvalRecord], test_set: str) -> list[RecipeSummary]:
-    """The study's comparison: per recipe, each metric's mean and 95% CI over seeds."""
+    """Per recipe, each metric's mean and 95% CI over seeds (ci None with one seed)."""
     summaries = []
     for recipe in dict.fromkeys(r.recipe for r in records if r.test_set == test_set):
         mine = [r for r in records if r.recipe == recipe and r.test_set == test_set]
@@ -98,6 +117,7 @@ def summarize_recipes(records: Sequence[EvalRecord], test_set: str) -> list[Reci
                 metrics[metric] = None
                 continue
             mean, half = mean_ci(values)
-            metrics[metric] = MetricSummary(round(mean, 4), round(half, 4))
+            ci = round(half, 4) if len(values) > 1 else None
+            metrics[metric] = MetricSummary(round(mean, 4), ci)
         summaries.append(RecipeSummary(recipe, test_set, len(mine), metrics))
     return summaries

@@ -142,7 +142,7 @@ def build_study_report(
     grid = sample_grid({"real (preprocessed)": real, "synthetic (preprocessed)": syn})
     note = NO_SIGNAL_NOTE if no_signal else None
     sections = [
-        *(verdict_sections(verdicts) if verdicts else []),
+        *(verdict_sections(verdicts, note) if verdicts else []),
         *([diagnosis_section(diagnosis, synthetic, test_sets)] if diagnosis else []),
         *extra_sections,
         Section("Overview", tables=(("run", overview),), note=note),
@@ -167,7 +167,7 @@ def build_study_report(
             tables=(("files skipped by the import", quarantined),) if quarantined else (),
         )
     )
-    said = verdict_markdown(verdicts, title=f"Verdict: {title}") if verdicts else ""
+    said = verdict_markdown(verdicts, f"Verdict: {title}", note) if verdicts else ""
     markdown = "\n\n".join(
         [
             said or f"# {title}",
