@@ -121,11 +121,12 @@ def experiment(
         valid=_always_valid,
     )
     progress.advance()
-    # Step 6: SHAP for the first seed of each recipe, each PNG named by what made it
+    # Step 6: SHAP for the first seed of each recipe (not the shots family's curve points:
+    # SHAP is the slowest step), each PNG named by what made it
     shap_pngs = {}
     if config.shap_images_per_class:
         for (recipe, s), ckpt in zip(runs, checkpoints, strict=True):
-            if s == config.seeds[0]:
+            if s == config.seeds[0] and recipe.kind != "shots":
                 test, per_class = test_sets["real-test"], config.shap_images_per_class
                 png = shap_file(out / "shap", recipe.name, ckpt, real_train, test, per_class)
                 args = (ckpt, real_train, test, per_class, str(png))

@@ -82,14 +82,19 @@ def _isotonic(values: np.ndarray) -> np.ndarray:
 
 
 def _equivalent(log_counts: np.ndarray, curve: np.ndarray, value: float):
-    """Real count at which the monotone `curve` first reaches `value`, and how it was clipped."""
+    """Real count at which the monotone `curve` first reaches `value`, and how it was clipped.
+
+    Ends and exact levels return the level's own count (rounded back from its log), so a recipe
+    at the curve's end is worth exactly that many images, not exp(log(n)) = n + 1e-14.
+    """
+    levels = np.rint(np.exp(log_counts))  # counts are whole images
     if value > curve[-1]:
-        return float(np.exp(log_counts[-1])), "above"
+        return float(levels[-1]), "above"
     if value < curve[0]:
-        return float(np.exp(log_counts[0])), "below"
+        return float(levels[0]), "below"
     j = int(np.argmax(curve >= value))  # first level reaching value, so curve[j - 1] < value
-    if j == 0:
-        return float(np.exp(log_counts[0])), None
+    if j == 0 or curve[j] == value:
+        return float(levels[j]), None
     frac = (value - curve[j - 1]) / (curve[j] - curve[j - 1])
     return float(np.exp(log_counts[j - 1] + frac * (log_counts[j] - log_counts[j - 1]))), None
 
