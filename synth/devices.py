@@ -9,7 +9,7 @@ from torch import nn
 
 from synth.errors import InputError
 
-__all__ = ["eval_mode", "model_device", "resolve_device"]
+__all__ = ["check_uint8_images", "eval_mode", "model_device", "resolve_device"]
 
 
 def resolve_device(device: str) -> str:
@@ -38,3 +38,17 @@ def eval_mode(model: nn.Module):
         yield model
     finally:
         model.train(was_training)
+
+
+def check_uint8_images(images_uint8, *, batch_size: int = 1) -> torch.Tensor:
+    """`images_uint8` as a non-empty uint8 tensor N x 3 x S x S, or `ValueError` saying what it is;
+    `batch_size` (of the caller's forward passes) must be positive."""
+    images = torch.as_tensor(images_uint8)
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or not len(images):
+        raise ValueError(
+            "`images_uint8` must be a non-empty uint8 tensor N x 3 x S x S, got "
+            f"dtype={images.dtype}, shape={tuple(images.shape)}"
+        )
+    if batch_size <= 0:
+        raise ValueError(f"`batch_size` must be > 0, got {batch_size}")
+    return images

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from synth import hub
 from synth.config import PreprocessConfig, RecipeConfig, TrainConfig
-from synth.data import clip_score
 from synth.data.preprocess import TensorSet
 from synth.errors import ModelUnavailableError
 from synth.evaluation.diagnosis import diagnose_study, equal_count_gap
@@ -208,7 +208,7 @@ def test_diagnose_study_measures_the_gap_in_a_feature_model_too(study, tiny_visi
 
 def test_load_feature_model_fails_fast_for_an_unreachable_hub_id(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(clip_score, "_hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: False)
     with pytest.raises(ModelUnavailableError, match=r"'nobody/no-dino'.*cannot be reached.*None"):
         load_feature_model("nobody/no-dino", device="cpu")
     with pytest.raises(ModelUnavailableError, match="'nobody/no-dino'"):

@@ -401,10 +401,10 @@ def test_run_quality_gate_records_clip_scores(dataset, checkpoint, tiny_clip):
 
 
 def test_load_clip_unreachable_hub_id_fails_fast_with_fix(monkeypatch, dataset, checkpoint):
-    import synth.data.clip_score as clip_module
+    from synth import hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(clip_module, "_hub_reachable", lambda *a, **k: pytest.fail("no network"))
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: pytest.fail("no network"))
     start = time.monotonic()
     with pytest.raises(
         ModelUnavailableError, match=r"'nobody/no-such-clip'.*HF_HUB_OFFLINE.*clip_model"

@@ -8,8 +8,6 @@ neither a folder nor cached fails at once, with the fix, when the hub cannot be 
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +18,9 @@ from PIL import Image
 
 from synth.devices import resolve_device
 from synth.errors import ModelUnavailableError
+from synth.hub import hub_cached_only
 
 __all__ = ["LoadedClip", "clip_scores", "load_clip"]
-
-_HUB_HOST = "huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -54,32 +51,6 @@ def _local_digest(directory: Path) -> str:
     return "local-sha256:" + h.hexdigest()[:16]
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((_HUB_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _hub_cached_only(model: str) -> bool:
-    """True when the hub id must load from the local cache; raises when it cannot load at all."""
-    from huggingface_hub import try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(model, "config.json"), str):
-        return True
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    # Checked before transformers runs: its own retries would hang for minutes without a network.
-    if offline or not _hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else f"{_HUB_HOST} cannot be reached"
-        raise ModelUnavailableError(
-            f"CLIP model {model!r} is not a local folder and {why}, so it cannot be downloaded. "
-            f"Download it where there is a network (`huggingface-cli download {model}`) and set "
-            "`clip_model` to that folder, or set `clip_model` to None to skip the CLIP score."
-        )
-    return False
-
-
 def load_clip(model: str, *, device: str = "auto") -> LoadedClip:
     """Load a CLIP model and processor from a local folder or a hub id.
 
@@ -103,7 +74,8 @@ def load_clip(model: str, *, device: str = "auto") -> LoadedClip:
     elif model.startswith(("/", ".", "~")) or local.exists():
         raise ModelUnavailableError(f"CLIP model folder {model!r} does not exist")
     else:
-        source, local_only, identity = model, _hub_cached_only(model), model
+        advice = "set `clip_model` to that folder, or to None to skip the CLIP score."
+        source, local_only, identity = model, hub_cached_only(model, "CLIP model", advice), model
 
     # 2. Load
     try:

@@ -9,7 +9,6 @@ real-test distance, computed the same way on similar image counts, is the yardst
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from scipy.linalg import sqrtm
 from torch import nn
 
+from synth.devices import check_uint8_images, eval_mode
 from synth.training.models import to_input  # the same normalisation the classifier trained on
 
 __all__ = [
@@ -153,17 +153,6 @@ def kernel_inception_distance(
     return KernelDistance(float(np.mean(values)), float(np.std(values)), subsets, size)
 
 
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Eval mode for the block (dropout off, batch-norm frozen), then the caller's mode back."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def classifier_features(
     model: nn.Module, images_uint8: torch.Tensor, *, batch_size: int = 256
 ) -> np.ndarray:
@@ -180,14 +169,7 @@ def classifier_features(
     Returns:
         float32 array N x dim.
     """
-    images = torch.as_tensor(images_uint8)
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or not len(images):
-        raise ValueError(
-            "`images_uint8` must be a non-empty uint8 tensor N x 3 x S x S, got "
-            f"dtype={images.dtype}, shape={tuple(images.shape)}"
-        )
-    if batch_size <= 0:
-        raise ValueError(f"`batch_size` must be > 0, got {batch_size}")
+    images = check_uint8_images(images_uint8, batch_size=batch_size)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError("`model` has no nn.Linear layer whose input could serve as features")
@@ -198,7 +180,7 @@ def classifier_features(
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     try:
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for start in range(0, len(images), batch_size):
                 model(to_input(images[start : start + batch_size].to(device)))
     finally:

@@ -8,7 +8,6 @@ downloadable fails at once with the fix, through the CLIP score's hub check.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import torch
 from PIL import Image
 
 from synth.data import clip_score  # its hub check; called through the module so tests can stub it
-from synth.devices import resolve_device
+from synth.devices import check_uint8_images, resolve_device
 from synth.errors import ModelUnavailableError
+from synth.hub import hub_cached_only
 
 __all__ = [
     "LoadedFeatureModel",
@@ -55,25 +55,6 @@ def feature_model_identity(model: str | None) -> str | None:
     return clip_score._local_digest(local) if local.is_dir() else model
 
 
-def _hub_cached_only(model: str) -> bool:
-    """True when the hub id must load from the local cache; raises when it cannot load at all."""
-    from huggingface_hub import try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(model, "config.json"), str):
-        return True
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    # Checked before transformers runs: its own retries would hang for minutes without a network.
-    if offline or not clip_score._hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else f"{clip_score._HUB_HOST} cannot be reached"
-        raise ModelUnavailableError(
-            f"feature model {model!r} is not a local folder and {why}, so it cannot be "
-            f"downloaded. Download it where there is a network (`huggingface-cli download "
-            f"{model}`) and set `feature_model` to that folder, or set it to None to measure "
-            "the domain gap in the classifier's features only."
-        )
-    return False
-
-
 def _source(model: str) -> tuple[str, bool]:
     """(where to load from, local files only), or ModelUnavailableError when nowhere."""
     local = Path(model).expanduser()
@@ -81,7 +62,11 @@ def _source(model: str) -> tuple[str, bool]:
         return str(local), True
     if model.startswith(("/", ".", "~")) or local.exists():
         raise ModelUnavailableError(f"feature model folder {model!r} does not exist")
-    return model, _hub_cached_only(model)
+    advice = (
+        "set `feature_model` to that folder, or to None to measure the domain gap in the "
+        "classifier's features only."
+    )
+    return model, hub_cached_only(model, "feature model", advice)
 
 
 def check_feature_model(model: str | None) -> None:
@@ -140,14 +125,7 @@ def model_features(
     Returns:
         float32 array N x dim.
     """
-    images = torch.as_tensor(images_uint8)
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or not len(images):
-        raise ValueError(
-            "`images_uint8` must be a non-empty uint8 tensor N x 3 x S x S, got "
-            f"dtype={images.dtype}, shape={tuple(images.shape)}"
-        )
-    if batch_size <= 0:
-        raise ValueError(f"`batch_size` must be > 0, got {batch_size}")
+    images = check_uint8_images(images_uint8, batch_size=batch_size)
     hwc = images.permute(0, 2, 3, 1).numpy()
     chunks = []
     with torch.no_grad():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from synth.config import GenerationConfig
 from synth.devices import resolve_device
 from synth.errors import InputError, ModelUnavailableError
 from synth.generation.lora import LORA_WEIGHTS, load_lora
+from synth.hub import hub_cached_only
 from synth.storage import sha256_file
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "model_settings",
 ]
 
-_HUB_HOST = "huggingface.co"
 _SCHEDULERS = {
     "ddim": "DDIMScheduler",
     "pndm": "PNDMScheduler",
@@ -123,31 +122,13 @@ def _lora_digest(lora: str) -> str:
     return folder_digest(folder)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((_HUB_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _check_hub(model: str, revision: str | None) -> bool:
     """True when the model must come from the local HF cache only; raises when it cannot load."""
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(model, "model_index.json", revision=revision)
-    if isinstance(cached, str):
-        return True
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if offline or not _hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else f"{_HUB_HOST} cannot be reached"
-        raise ModelUnavailableError(
-            f"model {model!r} is not a local directory and {why}, so it cannot be downloaded. "
-            "Download it where there is a network (`huggingface-cli download "
-            f"{model}`) and set `model` to that local directory, or build the offline test "
-            "model with `datasynth tiny-model DIR` and point `model` at DIR."
-        )
-    return False
+    advice = (
+        "set `model` to that local directory, or build the offline test model with "
+        "`datasynth tiny-model DIR` and point `model` at DIR."
+    )
+    return hub_cached_only(model, "model", advice, file="model_index.json", revision=revision)
 
 
 def _looks_like_path(model: str) -> bool:
