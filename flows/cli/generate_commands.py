@@ -79,8 +79,11 @@ def personalize(
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
     set_: Annotated[list[str], typer.Option("--set", help="Override: key=value.")] = [],  # noqa: B006
 ) -> None:
-    """Fit the generator of CONFIG to the train split of the real photos (LoRA on SD, or the
-    whole tiny pipeline offline), then point a generation config's `model` or `lora` at OUT."""
+    """Fit the generator of CONFIG to the train split of the real photos into OUT.
+
+    LoRA adapters for SD-like pipelines, the whole tiny pipeline offline; then point a
+    generation config's `model` (or `lora`) at OUT.
+    """
     choose_server()
     from flows.personalize import personalize_generator
     from synth.config import load_config
