@@ -8,8 +8,18 @@ import torch
 from torch import nn
 
 from synth.errors import InputError
+from synth.faults import InjectedOutOfMemoryError
 
-__all__ = ["check_uint8_images", "eval_mode", "model_device", "resolve_device"]
+__all__ = [
+    "OUT_OF_MEMORY_ERRORS",
+    "check_uint8_images",
+    "eval_mode",
+    "model_device",
+    "resolve_device",
+]
+
+# What an out-of-memory looks like: CUDA's, or the one tests inject on machines without a GPU.
+OUT_OF_MEMORY_ERRORS = (torch.cuda.OutOfMemoryError, InjectedOutOfMemoryError)
 
 
 def resolve_device(device: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 
+from synth.devices import OUT_OF_MEMORY_ERRORS
 from synth.errors import DatasynthError
 
 __all__ = ["BATCH_RETRIES", "BATCH_RETRY_DELAYS", "is_transient"]
@@ -22,11 +23,14 @@ _PERMANENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno
 
 
 def is_transient(task, task_run, state) -> bool:
-    """Retry unless the failure is the user's to fix (bad input, a missing model, a full disk)."""
+    """Retry unless the failure is the user's to fix (bad input, a missing model, a full disk) or
+    an out-of-memory that reached a single image (`synth.generation.batch` halves batches first)."""
     try:
         state.result()
     except DatasynthError:
         return False
+    except OUT_OF_MEMORY_ERRORS:
+        return False  # the batch already halved itself down to one image: a retry OOMs again
     except OSError as exc:
         return exc.errno not in _PERMANENT_ERRNOS
     except Exception:

@@ -16,6 +16,7 @@ import torch
 
 from synth import faults
 from synth.config import GenerationConfig
+from synth.devices import OUT_OF_MEMORY_ERRORS
 from synth.errors import DatasetDriftError
 from synth.generation.dataset import SPLIT, make_row, manifest_path
 from synth.generation.img2img import load_source
@@ -34,8 +35,6 @@ from synth.storage import atomic_write_bytes
 
 # model_info lives in model_loader (planning needs it too); kept here for existing imports
 __all__ = ["BatchResult", "generate_batch", "model_info", "pipeline_for"]
-
-_OOM_ERRORS = (torch.cuda.OutOfMemoryError, faults.InjectedOutOfMemoryError)
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def _generate(loaded, config, items, write, fault=None) -> int:
     """Generate `items`, halving the batch on out-of-memory; returns how many splits happened."""
     try:
         images = _run_pipeline(loaded, config, items, fault)
-    except _OOM_ERRORS:
+    except OUT_OF_MEMORY_ERRORS:
         if len(items) == 1:
             raise
         if torch.cuda.is_available():
