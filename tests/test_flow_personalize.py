@@ -49,3 +49,12 @@ def test_personalize_flow_fits_the_train_split_and_publishes_progress_and_sample
     # a rerun of the same config and photos reuses the finished fit
     again = personalize_generator(config, str(tmp_path / "photos"), str(tmp_path / "gen"))
     assert read_personalize_record(Path(again)) == record
+
+
+def test_personalize_tiny_config_file_is_the_demo_config():
+    from synth.config import load_config
+    from synth.demo import REPO
+    from synth.generation.personalize_config import tiny_demo_config
+
+    path = REPO / "configs" / "personalize-tiny.toml"
+    assert load_config(path, PersonalizeConfig) == tiny_demo_config(".datasynth/tiny-sd")

@@ -131,10 +131,9 @@ def fit_lora(pipe, job: FitJob) -> TrainState:
         The final training state; the adapters are left in `pipe.unet`.
     """
     cfg = job.config
-    # 1. Freeze the base, in the weight dtype; add fp32 adapters
+    # 1. Freeze the base (loaded in the weight dtype); add fp32 adapters
     for module in (pipe.vae, pipe.text_encoder, pipe.unet):
-        module.requires_grad_(False)
-        module.to(job.device, job.weight_dtype)
+        module.requires_grad_(False).to(job.device)
     params = add_lora(pipe.unet, rank=cfg.lora_rank, alpha=cfg.lora_alpha, seed=cfg.seed)
     # 2. Encode the photos and prompts once (both encoders are frozen)
     mean, std = encode_latents(
@@ -188,35 +187,44 @@ def fit_tiny_pipeline(pipe, job: FitJob) -> TrainState:
     Returns:
         The final training state; `pipe` holds the fitted weights.
     """
-    cfg = job.config
-    vae, unet = pipe.vae.to(job.device), pipe.unet.to(job.device)
-    text_encoder = pipe.text_encoder.to(job.device).requires_grad_(False)
-    total = cfg.vae_steps + cfg.steps
-    state = TrainState.new(cfg.seed)
-    modules = {"vae": vae, "unet": unet, "text_encoder": text_encoder}
+    pipe.vae.to(job.device)
+    pipe.unet.to(job.device)
+    pipe.text_encoder.to(job.device).requires_grad_(False)
+    state = TrainState.new(job.config.seed)
+    modules = {"vae": pipe.vae, "unet": pipe.unet, "text_encoder": pipe.text_encoder}
     ckpt = latest_checkpoint(job.out_dir, job.run_key)
     if ckpt is not None:
         _restore(ckpt, state, modules)
-    every, g = cfg.checkpoint_every, state.generator
+    # Phase 1: the VAE; Phase 2: the UNet (and text encoder) on the fitted VAE's latents
+    if state.step < job.config.vae_steps:
+        _fit_vae(pipe, job, state, modules, ckpt if ckpt and ckpt["phase"] == "vae" else None)
+    _fit_denoiser(pipe, job, state, modules, ckpt if ckpt and ckpt["phase"] == "unet" else None)
+    return state
 
-    # Phase 1: fit the VAE (pixels fit in memory: the tiny model trains at tens of pixels)
-    if state.step < cfg.vae_steps:
-        pixels = load_pixels(job.paths, cfg.resolution, flip=cfg.flip)
-        params = list(vae.parameters())
-        opt = torch.optim.AdamW(params, lr=cfg.vae_learning_rate)
-        if ckpt is not None and ckpt["phase"] == "vae":
-            opt.load_state_dict(ckpt["optimizer"])
 
-        def vae_step() -> float:
-            loss = vae_loss(vae, pixels, cfg.batch_size, cfg.vae_kl_weight, g, job.device)
-            return optimise(loss, opt, params, cfg.max_grad_norm)
+def _fit_vae(pipe, job: FitJob, state: TrainState, modules: dict, ckpt: dict | None) -> None:
+    """Reconstruction + KL steps up to `vae_steps` (the photos fit in memory at tens of px)."""
+    cfg, vae = job.config, pipe.vae
+    pixels = load_pixels(job.paths, cfg.resolution, flip=cfg.flip)
+    params = list(vae.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.vae_learning_rate)
+    if ckpt is not None:
+        opt.load_state_dict(ckpt["optimizer"])
 
-        run_steps(
-            state, cfg.vae_steps, vae_step, state.vae_losses, total=total, every=every,
-            save=_saver(job, state, modules, opt, "vae"), progress=job.progress,
-        )  # fmt: skip
+    def step() -> float:
+        loss = vae_loss(vae, pixels, cfg.batch_size, cfg.vae_kl_weight, state.generator, job.device)
+        return optimise(loss, opt, params, cfg.max_grad_norm)
 
-    # Phase 2: the UNet on the fitted VAE's latents
+    run_steps(
+        state, cfg.vae_steps, step, state.vae_losses, total=cfg.vae_steps + cfg.steps,
+        every=cfg.checkpoint_every, save=_saver(job, state, modules, opt, "vae"),
+        progress=job.progress,
+    )  # fmt: skip
+
+
+def _fit_denoiser(pipe, job: FitJob, state: TrainState, modules: dict, ckpt: dict | None) -> None:
+    """Denoising steps up to `vae_steps + steps` on the fitted VAE's cached latents."""
+    cfg, vae, text_encoder = job.config, pipe.vae, pipe.text_encoder
     vae.requires_grad_(False)
     mean, std = encode_latents(vae, job.paths, cfg.resolution, flip=cfg.flip, device=job.device)
     scaling = 1.0 / float(mean.std())
@@ -224,20 +232,20 @@ def fit_tiny_pipeline(pipe, job: FitJob) -> TrainState:
     text_encoder.requires_grad_(cfg.train_text_encoder)
     embed = _text_embedder(pipe, job, trainable=cfg.train_text_encoder)
     denoiser = Denoiser(
-        unet, _train_scheduler(pipe), embed, mean, std, _photo_labels(job), scaling,
+        pipe.unet, _train_scheduler(pipe), embed, mean, std, _photo_labels(job), scaling,
         job.device, job.autocast, cfg.snr_gamma,
     )  # fmt: skip
-    params = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
+    params = [p for m in (pipe.unet, text_encoder) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate)
-    if ckpt is not None and ckpt["phase"] == "unet":
+    if ckpt is not None:
         opt.load_state_dict(ckpt["optimizer"])
 
-    def unet_step() -> float:
-        loss = denoising_loss(denoiser, cfg.batch_size, cfg.uncond_probability, g)
+    def step() -> float:
+        loss = denoising_loss(denoiser, cfg.batch_size, cfg.uncond_probability, state.generator)
         return optimise(loss, opt, params, cfg.max_grad_norm)
 
+    total = cfg.vae_steps + cfg.steps
     run_steps(
-        state, total, unet_step, state.losses, total=total, every=every,
+        state, total, step, state.losses, total=total, every=cfg.checkpoint_every,
         save=_saver(job, state, modules, opt, "unet"), progress=job.progress,
     )  # fmt: skip
-    return state
