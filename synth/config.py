@@ -6,7 +6,6 @@ turns pydantic's errors into a `ConfigError` that names every bad field.
 
 from __future__ import annotations
 
-import os
 import string
 import tomllib
 from pathlib import Path
@@ -23,7 +22,7 @@ from pydantic import (
 )
 
 from synth.errors import ConfigError
-from synth.naming import validate_class_names
+from synth.naming import extra_test_set_names, validate_class_names
 
 __all__ = [
     "ClassSpec",
@@ -47,7 +46,6 @@ Scheduler = Literal["default", "ddim", "pndm", "euler", "euler-ancestral", "dpm-
 
 _BLANK_ALLOWED = {"negative_prompt"}
 # Names the main real dataset's results are reported under; an extra test set may not take them.
-_RESERVED_TEST_SETS = ("real", "real-test")
 
 
 class _Frozen(BaseModel):
@@ -609,21 +607,11 @@ class ExperimentConfig(_Frozen):
     @field_validator("extra_test_sets")
     @classmethod
     def _test_sets_named_once(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
-        # A test set is reported under its folder's name (as synth.data.extra_test_set_names
+        # A test set is reported under its folder's name (as synth.naming.extra_test_set_names
         # names it), so two alike, or one named like the main set, would replace each other.
-        taken = {r.casefold(): f"the main real dataset's {r!r}" for r in _RESERVED_TEST_SETS}
-        for path in paths:
-            if not path.strip():
-                raise ValueError("extra_test_sets must not contain blank paths")
-            name = Path(os.path.abspath(path)).name
-            if not name:
-                raise ValueError(f"extra test set {path!r} has no folder name to report it under")
-            if name.casefold() in taken:
-                raise ValueError(
-                    f"extra test set {path!r} is named {name!r}, like {taken[name.casefold()]}: "
-                    "rename or move the folder"
-                )
-            taken[name.casefold()] = f"extra test set {path!r}"
+        if any(not path.strip() for path in paths):
+            raise ValueError("extra_test_sets must not contain blank paths")
+        extra_test_set_names(paths)
         return paths
 
     @field_validator("mix_sweep")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
 
 from synth.errors import InputError
 
-__all__ = ["class_dirname", "validate_class_names"]
+__all__ = [
+    "RESERVED_TEST_SETS",
+    "class_dirname",
+    "extra_test_set_names",
+    "validate_class_names",
+]
+
+RESERVED_TEST_SETS = ("real", "real-test")  # the main real dataset reports under these
 
 _MAX_NAME_BYTES = 200  # leaves room for a file name under the 255-byte limit of most filesystems
 
@@ -47,3 +57,25 @@ def validate_class_names(names: list[str]) -> list[str]:
             raise InputError(f"class names {seen[key]!r} and {name!r} are duplicates")
         seen[key] = name
     return dirnames
+
+
+def extra_test_set_names(
+    paths: Sequence[str], reserved: Sequence[str] = RESERVED_TEST_SETS
+) -> list[str]:
+    """The name of each extra test folder (its basename), checked to be unique.
+
+    Names key reports, artifacts and `import-<name>.json`, so two folders named alike, or one
+    named like the main dataset (`reserved`), would silently replace each other's results.
+    """
+    names = [Path(os.path.abspath(p)).name for p in paths]
+    taken = {r.casefold(): f"the main real dataset's {r!r}" for r in reserved}
+    for path, name in zip(paths, names, strict=True):
+        if not name:
+            raise InputError(f"extra test set {path!r} has no folder name to report it under")
+        if name.casefold() in taken:
+            raise InputError(
+                f"extra test set {path!r} is named {name!r}, like {taken[name.casefold()]}: "
+                "results would replace each other; rename or move the folder"
+            )
+        taken[name.casefold()] = f"extra test set {path!r}"
+    return names

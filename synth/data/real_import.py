@@ -17,7 +17,6 @@ import random
 import stat
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +26,11 @@ from PIL import Image, ImageOps
 from synth.data.image_hash import perceptual_hash
 from synth.data.real_duplicates import DUPLICATE_BITS, TrainTestDuplicate, train_test_duplicates
 from synth.errors import InputError
-from synth.naming import class_dirname, validate_class_names
+from synth.naming import (
+    class_dirname,
+    extra_test_set_names,  # noqa: F401 (re-exported)
+    validate_class_names,
+)
 from synth.storage import atomic_write_bytes, sha256_file
 
 __all__ = [
@@ -443,28 +446,6 @@ def _empty_test_message(root: Path, seeded: bool, test_fraction: float) -> str:
         f"test/ under {str(root)!r} holds no class folder with photos: add test/<Class>/ "
         "folders, or remove test/ to split train/ by `test_fraction`"
     )
-
-
-def extra_test_set_names(
-    paths: Sequence[str], reserved: Sequence[str] = ("real", "real-test")
-) -> list[str]:
-    """The name of each extra test folder (its basename), checked to be unique.
-
-    Names key reports, artifacts and `import-<name>.json`, so two folders named alike, or one
-    named like the main dataset (`reserved`), would silently replace each other's results.
-    """
-    names = [Path(os.path.abspath(p)).name for p in paths]
-    taken = {r.casefold(): f"the main real dataset's {r!r}" for r in reserved}
-    for path, name in zip(paths, names, strict=True):
-        if not name:
-            raise InputError(f"extra test set {path!r} has no folder name to report it under")
-        if name.casefold() in taken:
-            raise InputError(
-                f"extra test set {path!r} is named {name!r}, like {taken[name.casefold()]}: "
-                "results would replace each other; rename or move the folder"
-            )
-        taken[name.casefold()] = f"extra test set {path!r}"
-    return names
 
 
 def write_import_report(dataset: RealDataset, path: str | os.PathLike[str]) -> Path:
