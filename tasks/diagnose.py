@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect import task
 from prefect.cache_policies import CachePolicy
 
 from synth.config import RecipeConfig
@@ -13,7 +12,7 @@ from synth.evaluation import EvalRecord
 from synth.evaluation.diagnosis import Diagnosis, diagnose_study
 from synth.evaluation.feature_model import feature_model_identity
 from synth.training import Checkpoint
-from tasks.caching import science_cache
+from tasks.caching import science_task
 
 __all__ = ["diagnose"]
 
@@ -26,11 +25,7 @@ class FeatureModelKey(CachePolicy):
         return str(feature_model_identity(inputs.get("feature_model")))
 
 
-@task(
-    name="diagnose",
-    cache_policy=science_cache(diagnose_study) + FeatureModelKey(),
-    persist_result=True,
-)
+@science_task(diagnose_study, also_key=FeatureModelKey(), name="diagnose")
 def diagnose(
     checkpoint: Checkpoint,
     real_train: TensorSet,

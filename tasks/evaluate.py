@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-
 from synth.data import TensorSet
 from synth.evaluation import EvalRecord, evaluate_checkpoint, explain_checkpoint
 from synth.training import Checkpoint
-from tasks.caching import science_cache
+from tasks.caching import science_task
 
 __all__ = ["evaluate", "explain"]
 
 
-@task(
-    name="evaluate",
-    task_run_name="evaluate-{test_name}",
-    cache_policy=science_cache(evaluate_checkpoint),
-    persist_result=True,
-)
+@science_task(evaluate_checkpoint, name="evaluate", task_run_name="evaluate-{test_name}")
 def evaluate(checkpoint: Checkpoint, test: TensorSet, test_name: str) -> EvalRecord:
     """Metrics, curves and confusion of one checkpoint on one real test set."""
     return evaluate_checkpoint(checkpoint, test, test_name)
 
 
-@task(name="explain", cache_policy=science_cache(explain_checkpoint), persist_result=True)
+@science_task(explain_checkpoint, name="explain")
 def explain(
     checkpoint: Checkpoint, background: TensorSet, test: TensorSet, per_class: int, out_file: str
 ) -> str:

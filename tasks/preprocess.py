@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-
 from synth.config import PreprocessConfig
 from synth.data import RealDataset, TensorSet, preprocess_real, preprocess_synthetic
 from synth.data.quality_gate import QualityReport
-from tasks.caching import science_cache
+from tasks.caching import science_task
 
 __all__ = ["preprocess_real_split", "preprocess_synthetic_set"]
 
 
-@task(
-    name="preprocess-real",
-    task_run_name="preprocess-real-{split}",
-    cache_policy=science_cache(preprocess_real),
-    persist_result=True,
-)
+@science_task(preprocess_real, name="preprocess-real", task_run_name="preprocess-real-{split}")
 def preprocess_real_split(
     dataset: RealDataset, split: str, config: PreprocessConfig, cache_dir: str
 ) -> TensorSet:
@@ -27,11 +20,7 @@ def preprocess_real_split(
     return preprocess_real(dataset, split, config, Path(cache_dir))
 
 
-@task(
-    name="preprocess-synthetic",
-    cache_policy=science_cache(preprocess_synthetic),
-    persist_result=True,
-)
+@science_task(preprocess_synthetic, name="preprocess-synthetic")
 def preprocess_synthetic_set(
     root: str,
     digest: str,

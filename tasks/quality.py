@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from synth.config import PreprocessConfig, QualityConfig
 from synth.data.quality_gate import QualityReport, gate_verified_rows, run_quality_gate
 from synth.reporting.quality_section import quality_rows
 from synth.training import Checkpoint
-from tasks.caching import science_cache
+from tasks.caching import science_task
 
 __all__ = ["quality_gate"]
 
 
-@task(
-    name="quality-gate",
-    cache_policy=science_cache(run_quality_gate),
-    persist_result=True,
-)
+@science_task(run_quality_gate, name="quality-gate")
 def quality_gate(
     root: str,
     digest: str,

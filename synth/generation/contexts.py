@@ -14,19 +14,31 @@ changes the noise, not what is asked for. With no contexts, prompts are those of
 `GenerationConfig.prompt_for`, so existing datasets keep their prompts.
 
 Where the context goes: a `{context}` field in the template (or the literal text `{context}` in a
-class prompt) puts it there; otherwise it is appended after a space ("a photo of a apple" +
-"on a tree" -> "a photo of a apple on a tree").
+class prompt) puts it there; otherwise it is appended after a space ("a photo of an apple" +
+"on a tree" -> "a photo of an apple on a tree").
+
+A template writes the class name as `{name}` ("apple"), or with its indefinite article as
+`{a_name}` ("an apple", `synth.naming.with_article`); the default template uses `{a_name}`.
 """
 
 from __future__ import annotations
 
 import string
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["PlannedPrompt", "plan_prompt", "plan_prompts", "template_fields"]
+from synth.naming import with_article
 
-_FIELDS = frozenset({"name", "context"})
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "PlannedPrompt",
+    "plan_prompt",
+    "plan_prompts",
+    "template_fields",
+]
+
+_FIELDS = frozenset({"name", "a_name", "context"})
+DEFAULT_TEMPLATE = "a photo of {a_name}"  # GenerationConfig.prompt_template's default
 
 
 class PlannedPrompt(NamedTuple):
@@ -37,7 +49,7 @@ class PlannedPrompt(NamedTuple):
 
 
 def template_fields(template: str) -> set[str]:
-    """The fields `template` uses; raises unless they are only `{name}` and `{context}`.
+    """The fields `template` uses; raises unless they are only `{name}`, `{a_name}`, `{context}`.
 
     Raises:
         ValueError: A malformed template, or a field other than name/context (e.g. `{name.x}`
@@ -51,7 +63,8 @@ def template_fields(template: str) -> set[str]:
     bad = [f for f, conv, spec in parsed if f is not None and (f not in _FIELDS or conv or spec)]
     if bad:
         raise ValueError(
-            f"`template` {template!r} may only use the fields {{name}} and {{context}}, got {bad}"
+            f"`template` {template!r} may only use the fields {{name}}, {{a_name}} and "
+            f"{{context}}, got {bad}"
         )
     return fields
 
@@ -73,14 +86,15 @@ def plan_prompt(
     name: str,
     index: int,
     *,
-    template: str = "a photo of a {name}",
+    template: str = DEFAULT_TEMPLATE,
     prompts: Sequence[str] = (),
     contexts: Sequence[str] = (),
 ) -> PlannedPrompt:
     """The prompt and context of image `index` of class `name` (see the module's scheme).
 
     Args:
-        name: The class name, substituted for `{name}` in `template`.
+        name: The class name, substituted for `{name}` in `template` (and, after its article,
+            for `{a_name}`).
         index: The image's index within its class (0-based).
         template: Used when `prompts` is empty; may hold `{name}` and `{context}`.
         prompts: The class's own full prompts (descriptions), used in turn.
@@ -104,25 +118,15 @@ def plan_prompt(
         text = base.replace("{context}", context) if placed else base
     else:
         placed = "context" in fields
-        text = template.format(name=name, context=context)
+        text = template.format(name=name, a_name=with_article(name), context=context)
     if not placed:
         return PlannedPrompt(f"{text} {context}" if context else text, context)
     # an empty context leaves the spaces around its slot: "a  photo" -> "a photo"
     return PlannedPrompt(text if context else " ".join(text.split()), context)
 
 
-def plan_prompts(
-    name: str,
-    count: int,
-    *,
-    template: str = "a photo of a {name}",
-    prompts: Sequence[str] = (),
-    contexts: Sequence[str] = (),
-) -> list[PlannedPrompt]:
-    """`plan_prompt` for images 0..count-1 of one class."""
+def plan_prompts(name: str, count: int, **options: Any) -> list[PlannedPrompt]:
+    """`plan_prompt` for images 0..count-1 of one class; `options` are its keyword arguments."""
     if count < 0:
         raise ValueError(f"`count` must be >= 0, got {count}")
-    return [
-        plan_prompt(name, i, template=template, prompts=prompts, contexts=contexts)
-        for i in range(count)
-    ]
+    return [plan_prompt(name, i, **options) for i in range(count)]

@@ -25,6 +25,7 @@ from synth.reporting.plots import (
 )
 from synth.reporting.study_report import (
     StudyReport,
+    StudyResults,
     build_study_report,
     record_rows,
 )
@@ -47,6 +48,7 @@ from synth.reporting.versions import (
 __all__ = [
     "Section",
     "StudyReport",
+    "StudyResults",
     "TrendPoint",
     "VersionInfo",
     "VersionSlot",

@@ -62,33 +62,52 @@ def _message(text: str) -> Image.Image:
     return figure_to_image(fig)
 
 
-def roc_curves_plot(metrics: EvalMetrics) -> Image.Image:
-    """One-vs-rest ROC curve per class, its AUC in the legend, chance diagonal dashed."""
+def _curves_plot(
+    lines: list[tuple],
+    axis_labels: tuple[str, str],
+    title: str,
+    legend: str,
+    *,
+    chance: bool = False,
+    **style,
+) -> Image.Image:
+    """One-vs-rest curves on the unit square, one (x, y, label) line per class."""
     fig = Figure(figsize=(4.5, 4))
     ax = fig.add_subplot()
-    for curve in metrics.roc_curves:
-        auc = "undefined" if curve.auc is None else f"{curve.auc:.3f}"
-        ax.plot(curve.fpr, curve.tpr, lw=1.5, label=f"{text_label(curve.name)} (AUC {auc})")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    macro = "n/a" if metrics.roc_auc_ovr is None else f"{metrics.roc_auc_ovr:.3f}"
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
-    ax.set_title(f"ROC, one vs rest (macro AUC {macro})", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    for x, y, label in lines:
+        ax.plot(x, y, lw=1.5, label=label, **style)
+    if chance:
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    ax.set(xlabel=axis_labels[0], ylabel=axis_labels[1], xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc=legend, fontsize=8)
     return figure_to_image(fig)
+
+
+def _area(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def roc_curves_plot(metrics: EvalMetrics) -> Image.Image:
+    """One-vs-rest ROC curve per class, its AUC in the legend, chance diagonal dashed."""
+    lines = [
+        (c.fpr, c.tpr, f"{text_label(c.name)} (AUC {_area(c.auc)})") for c in metrics.roc_curves
+    ]
+    macro = "n/a" if metrics.roc_auc_ovr is None else f"{metrics.roc_auc_ovr:.3f}"
+    axes = ("false positive rate", "true positive rate")
+    return _curves_plot(
+        lines, axes, f"ROC, one vs rest (macro AUC {macro})", "lower right", chance=True
+    )
 
 
 def pr_curves_plot(metrics: EvalMetrics) -> Image.Image:
     """Precision-recall curve per class (one vs rest), average precision in the legend."""
-    fig = Figure(figsize=(4.5, 4))
-    ax = fig.add_subplot()
-    for curve in metrics.pr_curves:
-        ap = "undefined" if curve.average_precision is None else f"{curve.average_precision:.3f}"
-        label = f"{text_label(curve.name)} (AP {ap})"
-        ax.plot(curve.recall, curve.precision, lw=1.5, drawstyle="steps-post", label=label)
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    ax.set_title("Precision-recall, one vs rest", fontsize=10)
-    ax.legend(loc="lower left", fontsize=8)
-    return figure_to_image(fig)
+    lines = [
+        (c.recall, c.precision, f"{text_label(c.name)} (AP {_area(c.average_precision)})")
+        for c in metrics.pr_curves
+    ]
+    title = "Precision-recall, one vs rest"
+    return _curves_plot(lines, ("recall", "precision"), title, "lower left", drawstyle="steps-post")
 
 
 def confusion_plot(metrics: EvalMetrics) -> Image.Image:

@@ -23,34 +23,38 @@ from synth.evaluation.scoring import EvalRecord
 from synth.evaluation.study_verdicts import StudyVerdicts
 from synth.evaluation.summary import RecipeSummary, summarize_recipes
 from synth.figures import palette_image
+from synth.reporting import plots
 from synth.reporting.diagnosis_section import diagnosis_markdown, diagnosis_section
 from synth.reporting.html import Section, column_name, render_html
 from synth.reporting.markdown import markdown_image, markdown_table
-from synth.reporting.plots import (
-    confusion_plot,
-    misclassified_gallery,
-    pr_curves_plot,
-    recipe_bar_plot,
-    roc_curves_plot,
-    sample_grid,
-)
 from synth.reporting.quality_section import quality_markdown, quality_section
 from synth.reporting.verdict_section import verdict_markdown, verdict_sections
 
-__all__ = ["StudyReport", "build_study_report", "record_rows"]
-
-NO_SIGNAL_NOTE = (
-    "The synthetic images come from a tiny random-weight pipeline (offline demo): they carry no "
-    "class signal, so synthetic-only results are at chance level by construction. Point "
-    "`generation.model` at Stable Diffusion 1.5 for a real study."
-)
-
+__all__ = ["StudyReport", "StudyResults", "build_study_report", "record_rows"]
 
 SUMMARY_NOTE = (
     "Mean over seeds, ± the 95% interval over seeds when there are several (one seed: no "
     "interval rather than a zero-width one). These intervals leave out test-image sampling; the "
     "verdicts above compare recipes with intervals that cover both."
 )
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """What an experiment hands its report: made once by the flow, read by the report task."""
+
+    records: list[EvalRecord]
+    test_sets: dict[str, TensorSet]  # the first is the main test set
+    real_train: TensorSet
+    synthetic: TensorSet
+    shap_pngs: dict[str, str]  # recipe -> its SHAP map
+    overview: list[dict]  # the rows of the run table
+    quarantined: list[dict]  # real files the import skipped, and why
+    # `synth.generation.generator_note`: what the offline generators' images are, else None
+    generator_note: str | None = None
+    diagnosis: Diagnosis | None = None
+    verdicts: StudyVerdicts | None = None
+    quality: QualityReport | None = None
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,10 @@ def _first(records: list[EvalRecord], recipe: str, test_set: str) -> EvalRecord:
 def _recipe_section(record: EvalRecord, test_images, shap_png: str | None) -> Section:
     m = record.metrics
     images = [
-        ("confusion matrix", confusion_plot(m)),
-        ("ROC curves (one vs rest)", roc_curves_plot(m)),
-        ("precision-recall curves", pr_curves_plot(m)),
-        ("misclassified test images", misclassified_gallery(test_images, m, m.class_names)),
+        ("confusion matrix", plots.confusion_plot(m)),
+        ("ROC curves (one vs rest)", plots.roc_curves_plot(m)),
+        ("precision-recall curves", plots.pr_curves_plot(m)),
+        ("misclassified test images", plots.misclassified_gallery(test_images, m, m.class_names)),
     ]
     if shap_png and Path(shap_png).is_file():
         with Image.open(shap_png) as img:
@@ -112,40 +116,30 @@ def _recipe_section(record: EvalRecord, test_images, shap_png: str | None) -> Se
 
 
 def build_study_report(
-    *,
-    title: str,
-    records: list[EvalRecord],
-    test_sets: dict[str, TensorSet],
-    real_train: TensorSet,
-    synthetic: TensorSet,
-    shap_pngs: dict[str, str],
-    overview: list[dict],
-    quarantined: list[dict],
-    no_signal: bool,
-    diagnosis: Diagnosis | None = None,
-    verdicts: StudyVerdicts | None = None,
-    extra_sections: Sequence[Section] = (),
-    quality: QualityReport | None = None,
+    study: StudyResults, *, title: str, extra_sections: Sequence[Section] = ()
 ) -> StudyReport:
     """Assemble the report of an experiment from its evaluation records and tensor files.
 
     The verdicts come first (`verdict_sections`), then the diagnosis (domain gap, leakage,
     cost) and `extra_sections`, then the run overview and each recipe's own numbers, then the
-    detail of every recipe.
+    detail of every recipe. `generator_note` (`synth.generation.generator_note`: what the
+    offline generators' images are) leads the verdict and the overview.
     """
+    records, test_sets, note = study.records, study.test_sets, study.generator_note
+    diagnosis, verdicts, quality = study.diagnosis, study.verdicts, study.quality
+    quarantined = study.quarantined
     main_test = next(iter(test_sets))
     summaries = {name: summarize_recipes(records, name) for name in test_sets}
     tables = {name: [s.table_row() for s in rows] for name, rows in summaries.items()}
-    bars = recipe_bar_plot(summaries[main_test], "accuracy")
-    real = load_tensor_set(real_train.path).images[:8]
-    syn = load_tensor_set(synthetic.path).images[:8]
-    grid = sample_grid({"real (preprocessed)": real, "synthetic (preprocessed)": syn})
-    note = NO_SIGNAL_NOTE if no_signal else None
+    bars = plots.recipe_bar_plot(summaries[main_test], "accuracy")
+    real = load_tensor_set(study.real_train.path).images[:8]
+    syn = load_tensor_set(study.synthetic.path).images[:8]
+    grid = plots.sample_grid({"real (preprocessed)": real, "synthetic (preprocessed)": syn})
     sections = [
         *(verdict_sections(verdicts, note) if verdicts else []),
-        *([diagnosis_section(diagnosis, synthetic, test_sets)] if diagnosis else []),
+        *([diagnosis_section(diagnosis, study.synthetic, test_sets)] if diagnosis else []),
         *extra_sections,
-        Section("Overview", tables=(("run", overview),), note=note),
+        Section("Overview", tables=(("run", study.overview),), note=note),
         Section(
             f"Recipes on {main_test}: each recipe's own numbers",
             paragraphs=(SUMMARY_NOTE,),
@@ -157,7 +151,7 @@ def build_study_report(
     test_images = load_tensor_set(test_sets[main_test].path).images
     for recipe in dict.fromkeys(r.recipe for r in records):
         first = _first(records, recipe, main_test)
-        sections.append(_recipe_section(first, test_images, shap_pngs.get(recipe)))
+        sections.append(_recipe_section(first, test_images, study.shap_pngs.get(recipe)))
     if quality is not None:  # what the gate kept and dropped, before the real files skipped
         sections.append(quality_section(quality))
     sections.append(
