@@ -14,11 +14,30 @@ __all__ = [
     "class_dirname",
     "extra_test_set_names",
     "validate_class_names",
+    "with_article",
 ]
 
 RESERVED_TEST_SETS = ("real", "real-test")  # the main real dataset reports under these
 
 _MAX_NAME_BYTES = 200  # leaves room for a file name under the 255-byte limit of most filesystems
+
+# Spellings whose first sound is not what their first letter says: "a unicorn", "a eucalyptus",
+# "a one-pound coin", "an hour". Short on purpose: a class it gets wrong can set its own prompts.
+_VOWEL_LETTER_CONSONANT_SOUND = ("eu", "ewe", "one", "uni", "use", "usu", "uten", "uku")
+_CONSONANT_LETTER_VOWEL_SOUND = ("heir", "honest", "honor", "honour", "hour")
+
+
+def with_article(name: str) -> str:
+    """`name` after its indefinite article: 'an orange', 'a banana', 'an hour', 'a unicorn'.
+
+    'an' before a vowel letter and 'a' before any other character, except the spellings in
+    the two short lists above, which sound the other way.
+    """
+    word = name.strip().casefold()
+    vowel = word[:1] != "" and word[0] in "aeiou"
+    if word.startswith(_VOWEL_LETTER_CONSONANT_SOUND + _CONSONANT_LETTER_VOWEL_SOUND):
+        vowel = not vowel
+    return f"{'an' if vowel else 'a'} {name}"
 
 
 def class_dirname(name: str) -> str:

@@ -80,6 +80,16 @@ def _hypothesis_constants(request):
         _use_local_constants(False)
 
 
+@pytest.fixture(autouse=True)
+def _forget_fitting_batch_sizes():
+    """An out-of-memory in one test must not shrink the next test's batches: the batch size
+    that fits is remembered per process (synth/generation/batch.py `fitting_batch_size`)."""
+    yield
+    batch = sys.modules.get("synth.generation.batch")  # never imported here: torch is slow
+    if batch is not None:
+        batch._fitting.clear()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -113,11 +113,11 @@ def test_generate_cli_refuses_changed_settings_then_regenerates_exactly_them(
     out = tmp_path / "ds"
     assert _cli("generate", str(config), "--out", str(out)).returncode == 0
     before = file_ids(out)
-    changed = ["--set", "steps=4", "--set", 'prompt_template="a still life of a {name}"']
+    changed = ["--set", "steps=4", "--set", 'prompt_template="a still life of {a_name}"']
     refused = _cli("generate", str(config), "--out", str(out), *changed)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "steps 3 → 4 (4 images)" in refused.stderr
-    assert "prompt (4 images): 'a photo of a apple' → 'a still life of a apple' (2)" in (
+    assert "prompt (4 images): 'a photo of an apple' → 'a still life of an apple' (2)" in (
         refused.stderr
     )
     assert "--regenerate-changed" in refused.stderr and file_ids(out) == before

@@ -17,7 +17,7 @@ def test_load_config_reads_toml_and_applies_overrides(tmp_path):
     cfg = load_config(path, GenerationConfig, {"seed": 42})
     assert [c.name for c in cfg.classes] == ["cat", "dog"]
     assert cfg.steps == 5 and cfg.seed == 42
-    assert cfg.prompt_for(cfg.classes[0], 3) == "a photo of a cat"
+    assert cfg.prompt_for(cfg.classes[0], 3) == "a photo of a cat"  # the default template
     assert cfg.prompt_for(cfg.classes[1], 3) == "a dog"
 
 

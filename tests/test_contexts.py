@@ -19,12 +19,36 @@ def test_plan_prompt_without_contexts_matches_generation_config_prompts():
     for i in range(5):
         planned = plan_prompt("kiwi", i, prompts=spec.prompts)
         assert planned == PlannedPrompt(config.prompt_for(spec, i), "")
-    assert plan_prompt("apple", 3) == ("a photo of a apple", "")
+    assert plan_prompt("apple", 3) == ("a photo of an apple", "")
 
 
 def test_plan_prompt_appends_context_when_template_has_no_slot():
     prompt, context = plan_prompt("apple", 1, contexts=CONTEXTS)
-    assert (prompt, context) == ("a photo of a apple on a tree", "on a tree")
+    assert (prompt, context) == ("a photo of an apple on a tree", "on a tree")
+
+
+@pytest.mark.parametrize(
+    ("name", "prompt"),
+    [
+        ("orange", "a photo of an orange"),
+        ("apple", "a photo of an apple"),
+        ("banana", "a photo of a banana"),
+        ("Egg plant", "a photo of an Egg plant"),
+        ("unicorn", "a photo of a unicorn"),
+        ("hourglass", "a photo of an hourglass"),
+    ],
+)
+def test_default_template_puts_the_right_article_before_the_name(name, prompt):
+    from synth.config import GenerationConfig
+
+    config = GenerationConfig(classes=[name])
+    assert config.prompt_for(config.classes[0], 0) == prompt
+    assert plan_prompt(name, 0) == (prompt, "")  # the planner's default is the config's
+
+
+def test_a_name_field_and_name_field_in_one_template():
+    planned = plan_prompt("orange", 0, template="{a_name} ({name}) {context}", contexts=("cut",))
+    assert planned == ("an orange (orange) cut", "cut")
 
 
 def test_plan_prompt_fills_context_slot_in_template():

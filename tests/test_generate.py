@@ -1,19 +1,25 @@
 """The generation engine without Prefect: determinism, batch-size independence, OOM halving."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from synth.generation import (
+    dataset_digest,
     generate_batch,
     manifest_path,
     model_info,
+    pipeline_for,
     prepare_output,
     read_manifest,
+    read_verified_rows,
     scan_dataset,
     split_batches,
+    verify_dataset,
 )
 from tests.helpers import assert_dataset_intact
 
@@ -77,6 +83,86 @@ def test_generate_batch_halves_on_out_of_memory_and_keeps_the_dataset(
         a = np.asarray(Image.open(tmp_path / "clean" / "train" / name), dtype=np.int16)
         b = np.asarray(Image.open(tmp_path / "oom" / "train" / name), dtype=np.int16)
         assert np.abs(a - b).max() <= 2, name
+
+
+class _OutOfMemoryAbove:
+    """The real pipeline, except that a call with more than `limit` images runs out of memory,
+    as a GPU too small for the batch does."""
+
+    def __init__(self, pipe, limit: int):
+        self.pipe, self.limit, self.calls = pipe, limit, []
+
+    def __call__(self, **kwargs):
+        self.calls.append(len(kwargs["prompt"]))
+        if len(kwargs["prompt"]) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (test: batch too large)")
+        return self.pipe(**kwargs)
+
+
+def test_generate_keeps_the_halved_batch_size_for_the_rest_of_the_run(
+    tmp_path, tiny_config, monkeypatch, caplog
+):
+    loaded = pipeline_for(tiny_config)
+    pipe = _OutOfMemoryAbove(loaded.pipe, limit=2)
+    monkeypatch.setattr(loaded, "pipe", pipe)
+    state, results = _generate_all(tiny_config, tmp_path)  # 12 images in 3 batches of 4
+    # one failed call of 4, then calls of 2 only: later batches do not run out of memory again
+    assert pipe.calls == [4, 2, 2, 2, 2, 2, 2]
+    assert [(r.oom_splits, r.fitting_batch_size) for r in results] == [(1, 2), (0, 2), (0, 2)]
+    assert "batches of at most 2 for the rest of this run" in caplog.text
+    assert not state.missing
+
+
+class _SafetyCheckerFlags:
+    """The real pipeline with a safety checker's verdict: the image at `position` of the first
+    call is flagged and comes back black, as SD 1.5's checker returns it."""
+
+    def __init__(self, pipe, position: int):
+        self.pipe, self.position, self.calls = pipe, position, 0
+
+    def __call__(self, **kwargs):
+        out = self.pipe(**kwargs)
+        flags = [self.calls == 0 and i == self.position for i in range(len(out.images))]
+        if any(flags):
+            out.images[self.position] = Image.new("RGB", out.images[0].size)
+        out.nsfw_content_detected = flags
+        self.calls += 1
+        return out
+
+
+def test_generate_records_and_excludes_an_image_the_safety_checker_flags(
+    tmp_path, tiny_config, monkeypatch
+):
+    loaded = pipeline_for(tiny_config)
+    monkeypatch.setattr(loaded, "pipe", _SafetyCheckerFlags(loaded.pipe, position=1))
+    state, results = _generate_all(tiny_config, tmp_path)
+    flagged = "apple/000001.png"
+    assert [r.nsfw for r in results] == [1, 0, 0]
+    assert state.rows[flagged].excluded == "nsfw" and not state.missing
+    assert [r.file_name for r in state.excluded] == [flagged]
+    assert state.counts == {"apple": 5, "banana": 6}  # never counted as an apple
+    # done: a rerun regenerates nothing, and the dataset is complete without it
+    assert _generate_all(tiny_config, tmp_path)[1] == []
+    ref, missing = verify_dataset(tmp_path, tiny_config)
+    assert missing == () and ref.images == 11
+    summary = json.loads((tmp_path / "dataset.json").read_text())
+    assert (summary["images"], summary["excluded"]) == (11, {"nsfw": 1})
+    rows = read_verified_rows(tmp_path)  # what training and the quality gate read
+    assert flagged not in {r.file_name for r in rows} and len(rows) == 11
+    assert ref.digest == dataset_digest(rows)
+
+
+def test_an_orphaned_flagged_image_is_adopted_as_excluded(tmp_path, tiny_config, monkeypatch):
+    """A crash between the black PNG and its row: the PNG itself says it is excluded."""
+    loaded = pipeline_for(tiny_config)
+    monkeypatch.setattr(loaded, "pipe", _SafetyCheckerFlags(loaded.pipe, position=1))
+    _generate_all(tiny_config, tmp_path)
+    kept = [r for r in read_manifest(manifest_path(tmp_path)) if not r.excluded]
+    manifest_path(tmp_path).write_text("".join(r.to_json() + "\n" for r in kept))
+    state = prepare_output(tmp_path, tiny_config, model_info(tiny_config))
+    assert state.repairs["orphans_adopted"] == 1 and not state.missing
+    assert [(r.file_name, r.excluded) for r in state.excluded] == [("apple/000001.png", "nsfw")]
+    assert state.counts == {"apple": 5, "banana": 6}
 
 
 def test_generate_batch_resumes_a_half_written_batch(tmp_path, tiny_config, monkeypatch):

@@ -12,6 +12,7 @@ from synth.generation.batch import (
 )
 from synth.generation.dataset import (
     SPLIT,
+    DatasetRef,
     DatasetState,
     make_row,
     manifest_path,
@@ -39,7 +40,6 @@ from synth.generation.model_loader import (
 from synth.generation.plan import (
     WHOLE,
     BatchSpec,
-    DatasetRef,
     GenerationPlan,
     PlannedImage,
     Shard,
@@ -52,6 +52,7 @@ from synth.generation.provenance import PROVENANCE_FIELDS, changed_fields
 from synth.generation.tiny_model import (
     build_sd15_random_pipeline,
     build_tiny_pipeline,
+    generator_note,
     is_tiny_model,
     save_tiny_pipeline,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "describe_model",
     "folder_digest",
     "generate_batch",
+    "generator_note",
     "is_tiny_model",
     "load_pipeline",
     "make_row",

@@ -10,8 +10,10 @@ every temp file, stale rows, orphans) belongs to an unsharded run, which holds t
 exclusively. The run that finds the whole dataset complete writes `dataset.json`.
 
 A finished image counts only while its row matches what the config plans for it
-(`provenance.changed_fields`); images made with other settings stop a run before anything is
-generated (`DatasetDriftError`), or are regenerated on request (`regenerate_changed`).
+(`provenance.changed_fields`), and only when not `excluded` (the safety checker's black image:
+done, never regenerated, never counted or trained on); images made with other settings stop a
+run before anything is generated (`DatasetDriftError`), or are regenerated on request
+(`regenerate_changed`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from synth.generation.manifest import (
 from synth.generation.model_loader import ModelInfo, model_info
 from synth.generation.plan import (
     WHOLE,
-    DatasetRef,
     GenerationPlan,
     PlannedImage,
     Shard,
@@ -45,6 +46,7 @@ from synth.generation.provenance import (
     PROVENANCE_FIELDS,
     changed_fields,
     drift_error,
+    embedded_exclusion,
     embedded_provenance,
 )
 from synth.generation.summary import SUMMARY, read_verified_rows, write_summary
@@ -53,6 +55,7 @@ from synth.storage import TEMP_MARKER, atomic_write_bytes, remove_stray_temps, s
 
 __all__ = [
     "SPLIT",
+    "DatasetRef",
     "DatasetState",
     "make_row",
     "manifest_path",
@@ -66,14 +69,26 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class DatasetRef:
+    """A synthetic dataset as `verify_dataset` found it: where, what it holds, its digest."""
+
+    root: str
+    digest: str
+    counts: dict[str, int]
+    images: int
+
+
+@dataclass(frozen=True)
 class DatasetState:
     """What a dataset directory holds for a config.
 
     `rows` is the last valid row of every file on disk, planned or not. `verified` holds the
     rows of the planned images done as the config plans them, in plan order: the one list that
-    `counts`, `digest`, `dataset.json` and training come from. `changed` pairs each planned
-    image done with other settings with its row. `missing` lists the shard's planned images (all
-    of them for the whole dataset) not verified, changed ones included.
+    `counts`, `digest`, `dataset.json` and training come from. `excluded` holds the planned
+    images done as planned but recorded as excluded (`ManifestRow.excluded`): done, not
+    verified. `changed` pairs each planned image done with other settings with its row.
+    `missing` lists the shard's planned images (all of them for the whole dataset) neither
+    verified nor excluded, changed ones included.
     """
 
     root: Path
@@ -84,6 +99,7 @@ class DatasetState:
     repairs: dict[str, int] = field(default_factory=dict)
     verified: tuple[ManifestRow, ...] = ()
     changed: tuple[tuple[ManifestRow, PlannedImage], ...] = ()
+    excluded: tuple[ManifestRow, ...] = ()
 
 
 def _is_dataset_file_name(name: str) -> bool:
@@ -96,7 +112,9 @@ def _is_dataset_file_name(name: str) -> bool:
     return len(parts) == 2 and all(p not in ("", ".", "..") and "\\" not in p for p in parts)
 
 
-def make_row(item: PlannedImage, device: str, sha: str, created: datetime) -> ManifestRow:
+def make_row(
+    item: PlannedImage, device: str, sha: str, created: datetime, *, excluded: str = ""
+) -> ManifestRow:
     """The manifest row of a finished image: everything needed to regenerate it."""
     return ManifestRow(
         file_name=item.file_name,
@@ -106,6 +124,7 @@ def make_row(item: PlannedImage, device: str, sha: str, created: datetime) -> Ma
         device=device,
         sha256=sha,
         created=created.isoformat(timespec="seconds"),
+        excluded=excluded,
         **{f: getattr(item, f) for f in PROVENANCE_FIELDS},
     )
 
@@ -133,14 +152,14 @@ def _valid_rows(root: Path, mine: set[str], *, verify: bool, whole: bool) -> dic
 def _scan(root: Path, config, plan: list[PlannedImage], shard: Shard, verify: bool):
     mine = _shard_names(plan, config.batch_size, shard)
     rows = _valid_rows(root, mine, verify=verify, whole=shard.whole)
-    verified, changed = [], []
+    verified, changed, excluded = [], [], []
     for item in plan:
         row = rows.get(item.file_name)
         if row is not None and changed_fields(row, item):
             changed.append((row, item))
         elif row is not None:
-            verified.append(row)
-    done = {r.file_name for r in verified}
+            (excluded if row.excluded else verified).append(row)
+    done = {r.file_name for r in verified + excluded}
     counts = Counter(r.label for r in verified)
     return DatasetState(
         root=root,
@@ -150,6 +169,7 @@ def _scan(root: Path, config, plan: list[PlannedImage], shard: Shard, verify: bo
         digest=dataset_digest(verified),
         verified=tuple(verified),
         changed=tuple(changed),
+        excluded=tuple(excluded),
     )
 
 
@@ -202,7 +222,8 @@ def _adopt_orphans(root: Path, model: ModelInfo, state: DatasetState) -> tuple[l
             continue  # a changed image being regenerated keeps its file and row until then
         if embedded_provenance(path, item):
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-            adopted.append(make_row(item, model.device, sha256_file(path), mtime))
+            sha, why = sha256_file(path), embedded_exclusion(path)
+            adopted.append(make_row(item, model.device, sha, mtime, excluded=why))
         else:
             path.unlink()
             removed += 1

@@ -31,8 +31,8 @@ from PIL import Image
 
 from synth.config import GenerationConfig
 from synth.errors import ConfigError, DatasetDriftError, InputError
-from synth.generation.contexts import plan_prompt
-from synth.generation.plan import IMG2IMG, PlannedImage
+from synth.generation.model_loader import ModelInfo
+from synth.generation.plan import IMG2IMG, PlannedImage, planned_image
 from synth.seeds import derive_seed
 from synth.storage import sha256_file
 
@@ -134,11 +134,11 @@ def images_per_class(config: GenerationConfig) -> dict[str, int]:
 
 
 def plan_variations(
-    config: GenerationConfig, class_dirs: list[str], shared: dict
+    config: GenerationConfig, class_dirs: list[str], model: ModelInfo
 ) -> list[PlannedImage]:
     """Every img2img image: by class, then photo (by sha256), then variation.
 
-    `shared` holds the fields every image of the config shares (model, steps, size, ...).
+    `model` is the config's resolved model, as for `plan.plan_images`.
     """
     photos = source_photos(config)
     k = config.variations_per_image
@@ -146,25 +146,16 @@ def plan_variations(
     for spec, class_dir in zip(config.classes, class_dirs, strict=True):
         for rank, photo in enumerate(photos[spec.name]):
             for variation in range(k):
-                index = rank * k + variation
-                prompt, context = plan_prompt(
-                    spec.name,
-                    index,
-                    template=config.prompt_template,
-                    prompts=spec.prompts,
-                    contexts=config.contexts,
-                )
                 # keyed by the photo, not the index: a re-ranked photo keeps its seeds
                 seed = derive_seed(config.seed, spec.name, photo.sha256, variation)
                 plan.append(
-                    PlannedImage(
-                        spec.name,
+                    planned_image(
+                        config,
+                        model,
+                        spec,
                         class_dir,
-                        index,
-                        seed,
-                        prompt,
-                        context,
-                        **shared,
+                        rank * k + variation,
+                        seed=seed,
                         strategy=IMG2IMG,
                         source_sha256=photo.sha256,
                         strength=config.strength,

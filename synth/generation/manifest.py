@@ -18,7 +18,7 @@ from pathlib import Path
 
 from synth import faults
 from synth.errors import InputError
-from synth.generation.provenance import PROVENANCE_FIELDS
+from synth.generation.provenance import PROVENANCE_FIELDS, Provenance
 
 __all__ = [
     "SPLIT",
@@ -38,35 +38,21 @@ def manifest_path(root: Path) -> Path:
     return Path(root) / SPLIT / "metadata.jsonl"
 
 
-@dataclass(frozen=True)
-class ManifestRow:
-    """Everything needed to regenerate one image exactly (file_name is relative to the manifest)."""
+@dataclass(frozen=True, kw_only=True)
+class ManifestRow(Provenance):
+    """One finished image: its provenance, its file (`file_name` is relative to the manifest) and
+    the run that made it; everything needed to regenerate it exactly."""
 
     file_name: str
     label: str
     class_dir: str
     index: int
-    prompt: str
-    negative_prompt: str
-    seed: int
-    model: str
-    model_revision: str
-    scheduler: str
-    steps: int
-    guidance_scale: float
-    width: int
-    height: int
-    dtype: str
     device: str
     sha256: str
     created: str
-    # Added later: an older row without them was made without a LoRA, context or other strategy.
-    lora_digest: str = ""
-    lora_scale: float = 1.0
-    context: str = ""
-    strategy: str = "text2img"
-    source_sha256: str = ""  # img2img: sha256 of the real photo it varies
-    strength: float = 1.0  # img2img: share of the denoising redone (text-to-image: all of it)
+    # Why a finished image is not an image of its class ('' for a kept one): "nsfw" when the
+    # pipeline's safety checker blacked it out. The outcome of the request, not provenance.
+    excluded: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)

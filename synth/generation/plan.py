@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from synth.config import GenerationConfig
+from synth.config import ClassSpec, GenerationConfig
 from synth.generation.contexts import plan_prompt
 from synth.generation.model_loader import ModelInfo, model_info
+from synth.generation.provenance import Provenance
 from synth.lock import validate_shard
 from synth.naming import validate_class_names
 from synth.seeds import image_seed
 
 __all__ = [
     "BatchSpec",
-    "DatasetRef",
     "GenerationPlan",
     "PlannedImage",
     "Shard",
@@ -34,7 +34,6 @@ __all__ = [
     "split_batches",
 ]
 
-TEXT2IMG = "text2img"
 IMG2IMG = "img2img"
 
 
@@ -43,34 +42,13 @@ def image_file_name(class_dir: str, index: int) -> str:
     return f"{class_dir}/{index:06d}.png"
 
 
-@dataclass(frozen=True)
-class PlannedImage:
-    """One image the config asks for: where it goes and every field that decides its pixels.
-
-    The fields after `index` carry the names of `provenance.PROVENANCE_FIELDS`, which a
-    manifest row shares.
-    """
+@dataclass(frozen=True, kw_only=True)
+class PlannedImage(Provenance):
+    """One image the config asks for: where it goes and every field that decides its pixels."""
 
     label: str
     class_dir: str
     index: int
-    seed: int
-    prompt: str
-    context: str
-    negative_prompt: str
-    model: str
-    model_revision: str
-    lora_digest: str
-    lora_scale: float
-    scheduler: str
-    steps: int
-    guidance_scale: float
-    width: int
-    height: int
-    dtype: str
-    strategy: str = TEXT2IMG
-    source_sha256: str = ""  # img2img: the guiding photo's sha256 ('' for text-to-image)
-    strength: float = 1.0  # img2img: share of the denoising redone (text-to-image: all)
     # img2img: where the photo was found when planned; not provenance (its bytes are)
     source_path: str = field(default="", compare=False)
 
@@ -120,16 +98,6 @@ class GenerationPlan:
     repairs: dict[str, int]
 
 
-@dataclass(frozen=True)
-class DatasetRef:
-    """A synthetic dataset: where it is, what it holds, and its content digest."""
-
-    root: str
-    digest: str
-    counts: dict[str, int]
-    images: int
-
-
 def planned_file_names(config: GenerationConfig) -> list[str]:
     """The file names of `plan_images(config)`, without resolving the model."""
     dirs = validate_class_names([c.name for c in config.classes])
@@ -141,15 +109,32 @@ def planned_file_names(config: GenerationConfig) -> list[str]:
     return [image_file_name(d, i) for d, n in zip(dirs, counts, strict=True) for i in range(n)]
 
 
-def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> list[PlannedImage]:
-    """Every image of the dataset, class by class, in a fixed order.
-
-    `model` is the config's resolved model (`model_info(config)`, computed when not given): its
-    revision or local digest, dtype and LoRA digest are part of each image's provenance.
-    img2img plans `variations_per_image` images per train photo instead (`img2img.py`).
-    """
-    model = model or model_info(config)
-    shared = dict(
+def planned_image(
+    config: GenerationConfig,
+    model: ModelInfo,
+    spec: ClassSpec,
+    class_dir: str,
+    index: int,
+    *,
+    seed: int,
+    **img2img,
+) -> PlannedImage:
+    """Image `index` of class `spec`, worded as the config asks (`plan_prompt`) and made with its
+    settings and resolved `model`; `img2img` holds that strategy's own fields (`img2img.py`)."""
+    prompt, context = plan_prompt(
+        spec.name,
+        index,
+        template=config.prompt_template,
+        prompts=spec.prompts,
+        contexts=config.contexts,
+    )
+    return PlannedImage(
+        label=spec.name,
+        class_dir=class_dir,
+        index=index,
+        seed=seed,
+        prompt=prompt,
+        context=context,
         negative_prompt=config.negative_prompt,
         model=model.model,
         model_revision=model.revision,
@@ -161,25 +146,29 @@ def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> lis
         width=config.width,
         height=config.height,
         dtype=model.dtype,
+        **img2img,
     )
+
+
+def plan_images(config: GenerationConfig, model: ModelInfo | None = None) -> list[PlannedImage]:
+    """Every image of the dataset, class by class, in a fixed order.
+
+    `model` is the config's resolved model (`model_info(config)`, computed when not given): its
+    revision or local digest, dtype and LoRA digest are part of each image's provenance.
+    img2img plans `variations_per_image` images per train photo instead (`img2img.py`).
+    """
+    model = model or model_info(config)
     dirs = validate_class_names([c.name for c in config.classes])
     if config.strategy == IMG2IMG:
         # imported here: img2img reads real photos through synth.data, which imports this
         from synth.generation.img2img import plan_variations
 
-        return plan_variations(config, dirs, shared)
+        return plan_variations(config, dirs, model)
     plan = []
     for spec, class_dir in zip(config.classes, dirs, strict=True):
         for i in range(config.images_per_class):
-            prompt, context = plan_prompt(
-                spec.name,
-                i,
-                template=config.prompt_template,
-                prompts=spec.prompts,
-                contexts=config.contexts,
-            )
             seed = image_seed(config.seed, spec.name, i)
-            plan.append(PlannedImage(spec.name, class_dir, i, seed, prompt, context, **shared))
+            plan.append(planned_image(config, model, spec, class_dir, i, seed=seed))
     return plan
 
 

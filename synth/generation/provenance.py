@@ -1,7 +1,8 @@
 """What decides an image's pixels, and the one comparison of a finished image with the plan.
 
-A planned image (`PlannedImage`) and a manifest row (`ManifestRow`) share the attribute names in
-`PROVENANCE_FIELDS`; a row counts as done only when `changed_fields(row, planned)` is empty.
+A planned image (`PlannedImage`) and a manifest row (`ManifestRow`) are both a `Provenance`, the
+one declaration of these fields (`PROVENANCE_FIELDS` are its names, in its order); a row counts as
+done only when `changed_fields(row, planned)` is empty.
 `device` is left out on purpose: fp32 on a CPU and on a GPU round differently, but that is not a
 different image to ask for (fp16 is, and `dtype` records it). `created` and `sha256` describe the
 file, not the request.
@@ -10,6 +11,9 @@ Each PNG also carries its provenance in a `datasynth` text chunk, so a file rena
 whose manifest row was lost in a crash (an orphan) can be proven to be the image the plan asks
 for, rather than assumed to be.
 
+An image recorded as excluded (the safety checker's black image: the row's `excluded`) says so
+in its PNG too, so an orphan of it is adopted as excluded, never as an image of its class.
+
 img2img (`img2img.py`) adds `source_sha256` (the guiding photo's bytes) and `strength`, with the
 defaults a text-to-image row implies ('' and 1.0: no photo, all noise), so older rows still read
 and still match; the comparison, the drift error and the dataset digest cover them like the rest.
@@ -17,6 +21,7 @@ and still match; the comparison, the drift error and the dataset digest cover th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections import Counter, defaultdict
@@ -32,31 +37,43 @@ from synth.errors import DatasetDriftError
 __all__ = [
     "PNG_KEY",
     "PROVENANCE_FIELDS",
+    "Provenance",
     "changed_fields",
     "drift_error",
+    "embedded_exclusion",
     "embedded_provenance",
     "png_with_provenance",
 ]
 
-PROVENANCE_FIELDS = (
-    "model",
-    "model_revision",
-    "lora_digest",
-    "lora_scale",
-    "scheduler",
-    "steps",
-    "guidance_scale",
-    "width",
-    "height",
-    "dtype",
-    "prompt",
-    "negative_prompt",
-    "seed",
-    "context",
-    "strategy",
-    "source_sha256",
-    "strength",
-)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """Every field that decides an image's pixels; a new one is declared here, and only here.
+
+    The defaults are what a manifest row written before the field existed means: no LoRA, no
+    context, text-to-image. Their order is the dataset digest's: reordering them changes it.
+    """
+
+    model: str
+    model_revision: str  # a hub model's resolved commit sha, a local folder's content digest
+    lora_digest: str = ""
+    lora_scale: float = 1.0
+    scheduler: str
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    dtype: str
+    prompt: str
+    negative_prompt: str
+    seed: int
+    context: str = ""
+    strategy: str = "text2img"
+    source_sha256: str = ""  # img2img: the guiding photo's sha256 ('' for text-to-image)
+    strength: float = 1.0  # img2img: share of the denoising redone (text-to-image: all of it)
+
+
+PROVENANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Provenance))
 _EMBEDDED = ("file_name", "label", *PROVENANCE_FIELDS)
 PNG_KEY = "datasynth"
 _MISSING = object()
@@ -74,10 +91,13 @@ def changed_fields(
     return tuple(f for f in fields if _get(done, f) != _get(planned, f))
 
 
-def png_with_provenance(image: Image.Image, planned: Any) -> bytes:
-    """PNG bytes of `image` with its provenance in a text chunk (deterministic: no times)."""
+def png_with_provenance(image: Image.Image, planned: Any, *, excluded: str = "") -> bytes:
+    """PNG bytes of `image` with its provenance in a text chunk (deterministic: no times), and
+    its `excluded` reason when it has one (a kept image's bytes are as they always were)."""
     info = PngInfo()
     record = {f: _get(planned, f) for f in _EMBEDDED}
+    if excluded:
+        record["excluded"] = excluded
     info.add_text(PNG_KEY, json.dumps(record, sort_keys=True, ensure_ascii=True))
     buf = io.BytesIO()
     image.save(buf, format="PNG", pnginfo=info)
@@ -97,6 +117,16 @@ def embedded_provenance(path: Path, planned: Any) -> bool:
     if not isinstance(record, dict) or size != (_get(planned, "width"), _get(planned, "height")):
         return False
     return not changed_fields(record, planned, _EMBEDDED)
+
+
+def embedded_exclusion(path: Path) -> str:
+    """The `excluded` reason in the PNG's provenance chunk ('' for a kept image or none)."""
+    try:
+        with Image.open(path) as img:
+            record = json.loads(img.info.get(PNG_KEY, "{}"))
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    return str(record.get("excluded", "")) if isinstance(record, dict) else ""
 
 
 def _shown(value: Any) -> str:

@@ -47,7 +47,8 @@ def write_summary(root: Path, config: GenerationConfig, state: DatasetState) -> 
     """`<root>/dataset.json`: what the verified images are, from their rows, and their digest.
 
     `config` planned them (each verified row matches it); `provenance` is read from the rows
-    themselves, and `outside_plan` counts images on disk the plan no longer holds (a smaller
+    themselves, `excluded` counts the planned images recorded as excluded, by reason (e.g.
+    {"nsfw": 2}), and `outside_plan` counts images on disk the plan no longer holds (a smaller
     `images_per_class`): kept, but neither counted nor trained on.
     """
     summary = {
@@ -57,7 +58,10 @@ def write_summary(root: Path, config: GenerationConfig, state: DatasetState) -> 
         "images": len(state.verified),
         "manifest": manifest_path(root).relative_to(root).as_posix(),
         "provenance": _provenance_summary(state.verified),
-        "outside_plan": len(state.rows) - len(state.verified) - len(state.changed),
+        "excluded": dict(Counter(r.excluded for r in state.excluded)),
+        "outside_plan": (
+            len(state.rows) - len(state.verified) - len(state.excluded) - len(state.changed)
+        ),
     }
     path = Path(root) / SUMMARY
     atomic_write_bytes(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
@@ -90,7 +94,8 @@ def read_verified_rows(root: Path, digest: str | None = None) -> list[ManifestRo
 
     `dataset.json` names the plan; each planned file's last row must still match the file, and
     the rows' digest must equal `digest` (the one generation verified; by default the one in
-    `dataset.json`). Rows outside the plan and superseded rows never enter.
+    `dataset.json`). Rows outside the plan, superseded rows and excluded rows (the safety
+    checker's black images) never enter.
 
     Raises:
         InputError: No `dataset.json`, a planned image missing or changed, or another digest.
@@ -101,7 +106,7 @@ def read_verified_rows(root: Path, digest: str | None = None) -> list[ManifestRo
     last = {r.file_name: r for r in read_manifest(manifest_path(root))}
     names = planned_file_names(config)
     bad = [n for n in names if not _describes(root / SPLIT / n, last.get(n))]
-    rows = [last[n] for n in names if n in last]
+    rows = [last[n] for n in names if n in last and not last[n].excluded]
     if bad or dataset_digest(rows) != expected:
         shown = f"{len(bad)} images, e.g. {bad[:3]}" if bad else "the digest differs"
         raise InputError(

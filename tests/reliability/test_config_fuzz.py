@@ -33,6 +33,7 @@ from synth.config import (
     ExperimentConfig,
     GenerationConfig,
     PreprocessConfig,
+    QualityConfig,
     RecipeConfig,
     TrainConfig,
     load_config,
@@ -41,7 +42,7 @@ from synth.config import (
 from synth.errors import ConfigError
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,  # x 70 fields: about the time 150 x 44 fields took
     deadline=None,  # shared CPUs: never a timing threshold
     derandomize=True,  # the same examples on every run and machine
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -114,21 +115,24 @@ def _classes_ok(classes: Any) -> bool:
 
 
 def _template_ok(template: Any) -> bool:
-    """A prompt template may hold the fields '{name}' and '{context}' (no attribute, index or
-    conversion, no field nested in a format spec), and formats whatever the class is called."""
+    """A prompt template may hold the fields '{name}', '{a_name}' (the name after its article)
+    and '{context}' (no attribute, index or conversion, no field nested in a format spec), and
+    formats whatever the class is called."""
     if not _nonblank(template):
         return False
     try:
         fields = [(f, s, c) for _, f, s, c in string.Formatter().parse(template) if f is not None]
     except ValueError:
         return False
-    plain = all(f in ("name", "context") and c is None and "{" not in s for f, s, c in fields)
+    plain = all(
+        f in ("name", "a_name", "context") and c is None and "{" not in s for f, s, c in fields
+    )
     return plain and all(_formats(template, name) for name in ("x", "apple", "5"))
 
 
 def _formats(template: str, name: str) -> bool:
     try:
-        template.format(name=name, context="on a table")
+        template.format(name=name, a_name=f"a {name}", context="on a table")
         return True
     except (KeyError, IndexError, ValueError, AttributeError):
         return False
@@ -140,6 +144,19 @@ def _test_sets_ok(paths: Any) -> bool:
         return False
     names = [Path(os.path.abspath(p)).name.casefold() for p in paths]
     return all(names) and len(set(names)) == len(names) and not {"real", "real-test"} & set(names)
+
+
+def _optional(ok):
+    return lambda v: v is None or ok(v)
+
+
+def _shares_ok(v: Any) -> bool:
+    """'shots': shares of the real train split in (0, 1], told apart by their whole percent."""
+    return (
+        isinstance(v, tuple)
+        and all(_real(0.0, 1.0, low_open=True)(x) for x in v)
+        and len({round(x * 100) for x in v}) == len(v)
+    )
 
 
 def _margin_ok(v: Any) -> bool:
@@ -172,6 +189,25 @@ GENERATION = {
     "contexts": lambda v: isinstance(v, tuple) and all(_nonblank(c) for c in v),
     "lora": lambda v: v is None or _nonblank(v),
     "lora_scale": _real(0.0, 4.0),
+    # the default steps (30) x the default strength (0.75) leave img2img at least one step
+    "strategy": _one_of("text2img", "img2img"),
+    "source_test_fraction": _real(0.0, 1.0, low_open=True, high_open=True),
+    "source_split_seed": _int(0, 2**63 - 1),
+}
+# With strategy 'img2img' (base below): its own fields, and the text-to-image field it refuses.
+# img2img runs int(steps x strength) denoising steps, which must be at least one.
+IMG2IMG = {
+    "source_images": _optional(_nonblank),
+    "variations_per_image": _int(1, 1000),
+    "strength": lambda v: _real(0.0, 1.0, low_open=True)(v) and 30 * v >= 1,
+    "steps": lambda v: _int(1, 1000)(v) and v * 0.75 >= 1,
+    "images_per_class": lambda v: type(v) is int and v == 10,  # only the default: not used
+}
+# Outside img2img its fields keep their defaults (a value set there would be ignored)
+TEXT2IMG_ONLY_DEFAULTS = {
+    "source_images": lambda v: v is None,
+    "variations_per_image": lambda v: type(v) is int and v == 1,
+    "strength": lambda v: type(v) is float and v == 0.75,
 }
 PREPROCESS = {
     "size": _int(8, 1024),
@@ -188,14 +224,37 @@ TRAIN = {
     "finetune_epochs": _int(1, 1000),
     "device": _one_of("auto", "cuda", "cpu"),
     "pretrained_weights": lambda v: v is None or _nonblank(v),
+    "budget": _one_of("steps", "epochs"),
+    "steps": _optional(_int(1, 10_000_000)),
 }
 RECIPE = {
     "name": lambda v: type(v) is str and re.fullmatch(r"[a-z0-9][a-z0-9-]*", v) is not None,
-    "kind": _one_of("real", "synthetic", "mix", "real-plus-synthetic", "pretrain-finetune"),
+    "kind": _one_of(
+        "real",
+        "real-augmented",
+        "synthetic",
+        "mix",
+        "real-plus-synthetic",
+        "pretrain-finetune",
+        "shots",
+    ),
     "synthetic_fraction": _real(0.0, 1.0),
     "total": lambda v: v is None or _int(1)(v),
-    "synthetic_per_real": _real(0.0, math.inf),
+    "synthetic_per_real": _real(0.0, 1000.0),
+    "real_fraction": _real(0.0, 1.0, low_open=True),
+    "shots_synthetic": _one_of("none", "all", "matched"),
+    "quality_gate": lambda v: type(v) is bool,
 }
+# The default recipes' names: a baseline the user names must be one of them
+DEFAULT_RECIPES = (
+    "real",
+    "real-augmented",
+    "synthetic",
+    "mix-50",
+    "mix-30",
+    "real-plus-1x",
+    "pretrain-finetune",
+)
 EXPERIMENT = {
     "name": _nonblank,
     "real_data": _nonblank,
@@ -209,13 +268,31 @@ EXPERIMENT = {
     ),
     "shap_images_per_class": _int(0, 50),
     "out": _nonblank,
+    "shots": _shares_ok,
+    "shots_synthetic": _one_of("all", "matched"),
+    "baseline": lambda v: v in DEFAULT_RECIPES,
+    "cheap_baseline": _optional(_nonblank),
+    "replacement_margin": _real(0.0, 1.0, low_open=True, high_open=True),
+    "feature_model": _optional(_nonblank),
 }
+QUALITY = {
+    "enabled": lambda v: type(v) is bool,
+    "min_confidence": _real(0.0, 1.0),
+    "top_fraction": _optional(_real(0.0, 1.0, low_open=True)),
+    "clip_model": _optional(_nonblank),
+    "min_clip_score": _real(-1.0, 1.0),
+    "dedupe_threshold": _optional(_int(0, 64)),
+    "device": _one_of("auto", "cuda", "cpu"),
+}
+# id -> (model, the other fields' values, oracle per fuzzed field)
 MODELS = {
-    GenerationConfig: ({}, GENERATION),
-    PreprocessConfig: ({}, PREPROCESS),
-    TrainConfig: ({}, TRAIN),
-    RecipeConfig: ({"name": "r", "kind": "real"}, RECIPE),
-    ExperimentConfig: ({}, EXPERIMENT),
+    "GenerationConfig": (GenerationConfig, {}, GENERATION | TEXT2IMG_ONLY_DEFAULTS),
+    "GenerationConfig[img2img]": (GenerationConfig, {"strategy": "img2img"}, IMG2IMG),
+    "PreprocessConfig": (PreprocessConfig, {}, PREPROCESS),
+    "TrainConfig": (TrainConfig, {}, TRAIN),
+    "RecipeConfig": (RecipeConfig, {"name": "r", "kind": "real"}, RECIPE),
+    "ExperimentConfig": (ExperimentConfig, {}, EXPERIMENT),
+    "QualityConfig": (QualityConfig, {}, QUALITY),
 }
 
 # ---------------------------------------------------------------------------------- strategies
@@ -228,6 +305,9 @@ _edges = st.sampled_from(
     + ["{name.upper}", "{name[0]}", "{name!r}", "{name:>5}", "{name.__class__}"]
     + ["..", ".", "a/b", "a\\b", ".hidden", "x\x00y", "tab\t", "é", "e\u0301", "\ud800", "r"]
     + ["metadata.jsonl", "mix", "real", "study-cnn", "black", "x" * 201]
+    + ["{a_name}", "a photo of {a_name}", "{a_name!r}", "{a_name.x}", "img2img", "text2img"]
+    + ["steps", "epochs", "all", "none", "matched", "shots", "real-augmented", "mix-50"]
+    + [0.75, 0.03, 0.04, 0.001, 0.015, 0.01, 64, 65, -1.0, 1000.0, 1000.5, 10**7, 10**7 + 1]
 )
 _scalars = st.one_of(
     _edges,
@@ -257,49 +337,50 @@ def _values_for(field: str) -> st.SearchStrategy:
     return strategy | CLASS_LISTS if field == "classes" else strategy
 
 
-def _check(model: type, data: dict[str, Any], field: str, value: Any) -> str:
+def _check(section: str, data: dict[str, Any], field: str, value: Any) -> str:
     """Parse; a rejection must name `field`, an acceptance must pass the oracle."""
+    model, _, oracle = MODELS[section]
     try:
         parsed = parse_config(model, data)
     except ConfigError as exc:
         assert f"`{field}" in str(exc), (field, value, str(exc))
         return "rejected"
     accepted = getattr(parsed, field)
-    assert MODELS[model][1][field](accepted), f"{model.__name__}.{field}={value!r} accepted"
+    assert oracle[field](accepted), f"{section}.{field}={value!r} accepted"
     return "accepted"
 
 
 # ---------------------------------------------------------------------------------- properties
 
 
-FIELDS = [(model, field) for model, (_, oracle) in MODELS.items() for field in sorted(oracle)]
+FIELDS = [(section, field) for section, (*_, oracle) in MODELS.items() for field in sorted(oracle)]
 
 
-FIELD_IDS = [f"{m.__name__}.{f}" for m, f in FIELDS]
+FIELD_IDS = [f"{m}.{f}" for m, f in FIELDS]
 
 
-def _fuzz_field(model: type, field: str, budget: settings) -> None:
-    base, _ = MODELS[model]
+def _fuzz_field(section: str, field: str, budget: settings) -> None:
+    _, base, _ = MODELS[section]
     seen = {"accepted": 0, "rejected": 0}
 
     @budget
     @given(_values_for(field))
     def check(value):
-        seen[_check(model, {**base, field: value}, field, value)] += 1
+        seen[_check(section, {**base, field: value}, field, value)] += 1
 
     check()
     assert seen["rejected"] > 0, seen  # the strategy reaches invalid values of every field
 
 
-@pytest.mark.parametrize(("model", "field"), FIELDS, ids=FIELD_IDS)
-def test_every_field_value_is_rejected_naming_the_field_or_valid(model, field):
-    _fuzz_field(model, field, FUZZ)
+@pytest.mark.parametrize(("section", "field"), FIELDS, ids=FIELD_IDS)
+def test_every_field_value_is_rejected_naming_the_field_or_valid(section, field):
+    _fuzz_field(section, field, FUZZ)
 
 
 @pytest.mark.fuzz
-@pytest.mark.parametrize(("model", "field"), FIELDS, ids=FIELD_IDS)
-def test_wide_random_values_are_rejected_naming_the_field_or_valid(model, field):
-    _fuzz_field(model, field, WIDE)
+@pytest.mark.parametrize(("section", "field"), FIELDS, ids=FIELD_IDS)
+def test_wide_random_values_are_rejected_naming_the_field_or_valid(section, field):
+    _fuzz_field(section, field, WIDE)
 
 
 def _nested_field_is_named(field: str, value: Any) -> None:
@@ -325,7 +406,7 @@ def test_wide_nested_generation_fields_are_named_with_their_section(field, value
 @FUZZ
 @given(st.dictionaries(st.text(max_size=10), VALUES, max_size=4))
 def test_unknown_or_odd_keys_are_rejected_by_name(data):
-    known = set(GENERATION)
+    known = set(GenerationConfig.model_fields)
     if not set(data) - known:
         return
     with pytest.raises(ConfigError) as info:
