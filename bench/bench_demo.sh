@@ -5,9 +5,9 @@
 #
 # Both runs use a fresh PREFECT_HOME of their own (shared by the two runs, so the rerun sees the
 # first run's cached results; the ephemeral Prefect server's database is created in the first
-# run). The tiny offline pipeline in .datasynth/tiny-sd is built by the first demo of a checkout
-# and is reused here if it exists. Timed with GNU time (/usr/bin/time -v): the whole process,
-# `uv run` start-up included.
+# run). The demo's generator is shipped in the repo (models/tiny-fruits): nothing is built or
+# fitted first. Timed with GNU time (/usr/bin/time -v): the whole process, `uv run` start-up
+# included.
 #
 #     bash bench/bench_demo.sh [WORKDIR]     # WORKDIR defaults to a new temporary folder
 #     OMP_NUM_THREADS=1 bash bench/bench_demo.sh   # torch on one thread (see docs/BENCHMARKS.md)

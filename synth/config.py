@@ -89,9 +89,10 @@ class GenerationConfig(_Frozen):
         description="Classes to generate; a bare string is a class with no prompts of its own.",
     )
     prompt_template: str = Field(
-        default="a photo of a {name}",
+        default="a photo of {a_name}",
         description="Prompt for classes without prompts; '{name}' is the class name "
-        "(the study used the bare name: '{name}'); '{context}' places the image's context.",
+        "(the study used the bare name: '{name}'), '{a_name}' the name after its article "
+        "('an orange', 'a banana'); '{context}' places the image's context.",
     )
     contexts: tuple[str, ...] = Field(
         default=(),
@@ -227,11 +228,11 @@ class GenerationConfig(_Frozen):
             raise ValueError(
                 f"prompt_template {template!r} is not a valid template ({exc})"
             ) from None
-        if any(f not in ("name", "context") or conv or spec for f, conv, spec in fields):
+        if any(f not in ("name", "a_name", "context") or conv or spec for f, conv, spec in fields):
             # '{name.upper}' would put a memory address into every prompt
             raise ValueError(
-                f"prompt_template {template!r} may only use the fields '{{name}}' and "
-                "'{context}', plain"
+                f"prompt_template {template!r} may only use the fields '{{name}}', '{{a_name}}' "
+                "and '{context}', plain"
             )
         if not template.strip():
             raise ValueError("prompt_template must not be blank")
@@ -638,7 +639,7 @@ class ExperimentConfig(_Frozen):
         # report then says no verdict could be given).
         names = [r.name for r in self.all_recipes()]
         if "baseline" in self.model_fields_set and self.baseline not in names:
-            raise ValueError(f"baseline {self.baseline!r} is not one of the recipes {names}")
+            raise ValueError(f"`baseline` {self.baseline!r} is not one of the recipes {names}")
         return self
 
     def all_recipes(self) -> tuple[RecipeConfig, ...]:

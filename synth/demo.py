@@ -7,21 +7,13 @@ import tomllib
 from pathlib import Path
 
 from synth.config import ExperimentConfig, load_config
-from synth.generation.tiny_model import is_tiny_model, save_tiny_pipeline
 
-__all__ = ["REPO", "TINY_MODEL", "demo_config", "ensure_tiny_model"]
+__all__ = ["DEMO_MODEL", "REPO", "demo_config"]
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = Path(".datasynth") / "tiny-sd"  # relative to the repository root
-
-
-def ensure_tiny_model(repo: Path = REPO) -> Path:
-    """The tiny offline pipeline under `repo`, built on first use."""
-    tiny = repo / TINY_MODEL
-    if not is_tiny_model(str(tiny)):
-        print(f"building the tiny offline pipeline in {tiny}")
-        save_tiny_pipeline(tiny)
-    return tiny
+# The tiny pipeline fitted to data/fruits' train split, shipped in the repo (models/README.md
+# says how it was made and the one command that rebuilds it)
+DEMO_MODEL = Path("models") / "tiny-fruits"  # relative to the repository root
 
 
 def demo_config(out: str | Path, *, repo: Path | None = REPO) -> ExperimentConfig:
@@ -31,7 +23,7 @@ def demo_config(out: str | Path, *, repo: Path | None = REPO) -> ExperimentConfi
     path = REPO / "configs" / "demo.toml"
     extra = tomllib.loads(path.read_text(encoding="utf-8")).get("extra_test_sets", [])
     overrides = {
-        "generation.model": str(base / TINY_MODEL),
+        "generation.model": str(base / DEMO_MODEL),
         "real_data": str(base / "data" / "fruits"),
         "extra_test_sets": [str(base / p) for p in extra],  # the grocery photos, in the repo
         "out": str(base / out) if repo is not None else str(out),

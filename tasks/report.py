@@ -13,11 +13,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from synth.data import TensorSet
-from synth.data.quality_gate import QualityReport
-from synth.evaluation import EvalRecord, StudyVerdicts
-from synth.evaluation.diagnosis import Diagnosis
-from synth.reporting import build_study_report
+from synth.reporting import StudyResults, build_study_report
 from synth.reporting.quality_section import quality_dict
 from synth.storage import atomic_write_bytes
 
@@ -26,20 +22,7 @@ __all__ = ["publish_study_report"]
 
 @task(name="publish-report")
 def publish_study_report(
-    records: list[EvalRecord],
-    test_sets: dict[str, TensorSet],
-    real_train: TensorSet,
-    synthetic: TensorSet,
-    shap_pngs: dict[str, str],
-    overview: list[dict],
-    quarantined: list[dict],
-    no_signal: bool,
-    out_dir: str,
-    title: str,
-    key: str = "experiment",
-    diagnosis: Diagnosis | None = None,
-    verdicts: StudyVerdicts | None = None,
-    quality: QualityReport | None = None,
+    study: StudyResults, out_dir: str, title: str, key: str = "experiment"
 ) -> str:
     """Build the report; write report.html, metrics.json/csv; publish table/markdown/link.
 
@@ -47,20 +30,8 @@ def publish_study_report(
     test set) and `verdicts` (docs/STATISTICS.md, section 9); the verdict sentences are also the
     `<key>-verdict` markdown artifact.
     """
-    report = build_study_report(
-        title=title,
-        records=records,
-        test_sets=test_sets,
-        real_train=real_train,
-        synthetic=synthetic,
-        shap_pngs=shap_pngs,
-        overview=overview,
-        quarantined=quarantined,
-        no_signal=no_signal,
-        diagnosis=diagnosis,
-        verdicts=verdicts,
-        quality=quality,
-    )
+    report = build_study_report(study, title=title)
+    verdicts, diagnosis, quality = study.verdicts, study.diagnosis, study.quality
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     html_path = out / "report.html"

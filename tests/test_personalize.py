@@ -147,8 +147,16 @@ def test_personalize_config_checks_fields():
     assert tiny_demo_config("x").resolution == 16
 
 
-def test_personalize_resumes_after_interruptions_to_the_same_weights(base, real, tmp_path):
-    config = _config(base)  # 3 VAE steps + 4 UNet steps, checkpoints at 2, 4, 6, 7
+# the demo's extras: the EMA's state and the text encoder's own learning rate resume too
+DEMO_EXTRAS = {
+    "ema_decay": 0.9, "letterbox": True, "train_text_encoder": True,
+    "text_encoder_learning_rate": 1e-2,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("extras", [{}, DEMO_EXTRAS], ids=["plain", "ema-letterbox-text"])
+def test_personalize_resumes_after_interruptions_to_the_same_weights(base, real, tmp_path, extras):
+    config = _config(base, **extras)  # 3 VAE steps + 4 UNet steps, checkpoints at 2, 4, 6, 7
     straight = personalize(config, real, tmp_path / "straight")
 
     out = tmp_path / "killed"
@@ -165,6 +173,23 @@ def test_personalize_resumes_after_interruptions_to_the_same_weights(base, real,
     assert resumed.losses == straight.losses and resumed.vae_losses == straight.vae_losses
     assert resumed.digest == straight.digest  # byte-identical weights
     assert not (out / ".checkpoints").exists()
+
+
+def test_ema_saves_averaged_weights_and_letterbox_keeps_the_whole_photo(base, real, tmp_path):
+    from synth.generation.personalize_train import load_pixels
+
+    last = personalize(_config(base), real, tmp_path / "last")
+    averaged = personalize(_config(base, ema_decay=0.9), real, tmp_path / "ema")
+    assert averaged.losses == last.losses  # the same training run ...
+    assert averaged.digest != last.digest  # ... saved as its average, not its last step
+    with pytest.raises(PersonalizeInputError, match="ema_decay"):
+        personalize(_config(base, method="lora", ema_decay=0.9), real, tmp_path / "lora")
+
+    photo = real.split("train")[0].path  # 20 x 24: portrait
+    cropped = load_pixels([photo], 16, flip=False)
+    boxed = load_pixels([photo], 16, flip=False, letterbox=True)
+    assert (boxed[..., :, 0] == -1).all() and (boxed[..., :, -1] == -1).all()  # black bars
+    assert (cropped[..., :, 0] > -1).any()  # the crop fills the square
 
 
 def test_lora_fit_resumes_to_the_same_adapter(base, real, tmp_path):

@@ -4,7 +4,9 @@ The img2img pipeline is made from the loaded one (`from_pipe`: the same modules,
 of the weights) and shares its lock, since both drive the same UNet.
 
 A local model or LoRA folder is identified by a digest of its files' contents, so weights
-overwritten in place (a refit into the same folder) are a different model to the manifest.
+overwritten in place (a refit into the same folder) are a different model to the manifest. A hub
+model is identified by the commit its revision resolves to (`synth.hub.hub_commit`), never by a
+branch name, and is loaded at that commit: a new commit of 'main' is a different model.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from synth.config import GenerationConfig
 from synth.devices import resolve_device
 from synth.errors import InputError, ModelUnavailableError
 from synth.generation.lora import LORA_WEIGHTS, load_lora
-from synth.hub import hub_cached_only
+from synth.hub import hub_cached_only, hub_commit
 from synth.storage import sha256_file
 
 __all__ = [
@@ -51,7 +53,7 @@ class ModelInfo:
     """What manifests record about the model that made an image."""
 
     model: str
-    revision: str
+    revision: str  # a hub model's resolved commit sha, a local folder's content digest
     device: str
     dtype: str
     scheduler: str
@@ -94,8 +96,8 @@ def _sha_once(path: Path) -> str:
 def folder_digest(directory: Path) -> str:
     """sha256 over every file's relative path and content digest ('sha256:<hex>').
 
-    Hidden files (the hub client's `.cache/`) and `personalize.json` are left out, so this is
-    the `digest` that `personalize` records for its output folder.
+    Hidden files (the hub client's `.cache/`) and `personalize.json` are left out: the files
+    `personalize` records for its output folder (`_local_digest` uses that record's digest).
     """
     directory = Path(directory)
     h = hashlib.sha256()
@@ -108,8 +110,16 @@ def folder_digest(directory: Path) -> str:
 
 
 def _local_digest(directory: Path) -> str:
-    """The revision recorded for a local model: its folder digest, shortened."""
-    return "local-sha256:" + folder_digest(directory).removeprefix("sha256:")[:16]
+    """The revision recorded for a local model: its folder digest, shortened.
+
+    A `personalize` output is named by the digest its record holds, once checked against its
+    files (a changed file raises), so manifests and personalize.json name it alike:
+    `folder_digest` hashes safetensors files raw, the record with their headers canonicalised.
+    """
+    from synth.generation.personalize_record import verified_digest  # imports synth.data
+
+    digest = verified_digest(directory) or folder_digest(directory)
+    return "local-sha256:" + digest.removeprefix("sha256:")[:16]
 
 
 def _lora_digest(lora: str) -> str:
@@ -161,7 +171,7 @@ def describe_model(
         raise ModelUnavailableError(f"model directory {model!r} does not exist")
     else:
         _check_hub(model, revision)
-        recorded = revision or "main"
+        recorded = hub_commit(model, revision, file="model_index.json")
     if lora is None:
         return ModelInfo(model, recorded, device, dtype, scheduler)
     return ModelInfo(
@@ -186,14 +196,18 @@ def model_info(config: GenerationConfig) -> ModelInfo:
     return describe_model(config.model, **model_settings(config))
 
 
-def _load(info: ModelInfo, revision: str | None):
+def _load(info: ModelInfo):
     from diffusers import AutoPipelineForText2Image
 
     local = Path(info.model).expanduser()
     if local.is_dir():
-        source, local_only = str(local), True
-    else:
-        source, local_only = info.model, _check_hub(info.model, revision)
+        source, local_only, revision = str(local), True, None
+    else:  # at the commit recorded, even if the branch has moved on since it was resolved
+        source, local_only, revision = (
+            info.model,
+            _check_hub(info.model, info.revision),
+            info.revision,
+        )
     pipe = AutoPipelineForText2Image.from_pretrained(
         source, dtype=_DTYPES[info.dtype], revision=revision, local_files_only=local_only
     )
@@ -220,7 +234,7 @@ def load_pipeline(model: str, *, revision: str | None, **settings) -> LoadedPipe
     key = (info, revision)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = LoadedPipeline(_load(info, revision), info, threading.Lock())
+            _cache[key] = LoadedPipeline(_load(info), info, threading.Lock())
         return _cache[key]
 
 

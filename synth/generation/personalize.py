@@ -3,7 +3,7 @@
 A real diffusers UNet pipeline (SD 1.5 and kin) gets LoRA adapters (`lora.py`); the tiny random
 pipeline is fitted whole (`personalize_fit.py`). The output folder is either a LoRA file or an
 ordinary diffusers pipeline folder, plus `personalize.json`, which records the config, the digest
-of the train split it saw and the digest of the test split it did not.
+of the train split it saw, the digest of the test split it did not and the library versions.
 
 Layout of `out_dir` while training: `.checkpoints/` (resume points) and `.partial-<pid>/` (the
 output being written). The output moves into place last and `personalize.json` is written after
@@ -23,6 +23,7 @@ from typing import Literal
 
 import torch
 
+from synth.code_digest import library_versions
 from synth.data.real_import import RealDataset, RealImage
 from synth.devices import resolve_device
 from synth.generation.lora import LORA_WEIGHTS, save_lora
@@ -129,6 +130,8 @@ def _method(config: PersonalizeConfig) -> Kind:
         raise PersonalizeInputError(
             "`train_text_encoder` is for the tiny pipeline; LoRA keeps the text encoder frozen"
         )
+    if kind == "lora" and config.ema_decay is not None:
+        raise PersonalizeInputError("`ema_decay` is for the tiny pipeline, not LoRA")
     return kind
 
 
@@ -305,7 +308,7 @@ def personalize(
         "train_digest": train_digest, "test_digest": test_digest, "n_images": len(train),
         "classes": list(real.classes), "prompts": dict(zip(real.classes, prompts, strict=True)),
         "resolution": config.resolution, "losses": state.losses, "vae_losses": state.vae_losses,
-        "seconds": state.elapsed(),
+        "seconds": state.elapsed(), "versions": library_versions(),
     }  # fmt: skip
     if kind == "lora":
         _publish(out_dir, kind, lambda d: save_lora(pipe, d), record)

@@ -94,7 +94,7 @@ def _restore(ckpt: dict, state: TrainState, modules: dict[str, torch.nn.Module])
     state.generator.set_state(ckpt["generator"])
 
 
-def _saver(job, state, modules, optimizer, phase, *, lora_only=False, scaler=None):
+def _saver(job, state, modules, optimizer, phase, *, lora_only=False, scaler=None, ema=None):
     """A function that checkpoints the run as it stands when called."""
 
     def save() -> None:
@@ -111,6 +111,7 @@ def _saver(job, state, modules, optimizer, phase, *, lora_only=False, scaler=Non
                 "modules": {n: _weights(m, lora_only) for n, m in modules.items()},
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
+                "ema": ema.state_dict() if ema is not None else None,
             },
         )
 
@@ -137,8 +138,9 @@ def fit_lora(pipe, job: FitJob) -> TrainState:
     params = add_lora(pipe.unet, rank=cfg.lora_rank, alpha=cfg.lora_alpha, seed=cfg.seed)
     # 2. Encode the photos and prompts once (both encoders are frozen)
     mean, std = encode_latents(
-        pipe.vae, job.paths, cfg.resolution, flip=cfg.flip, device=job.device
-    )
+        pipe.vae, job.paths, cfg.resolution, flip=cfg.flip, device=job.device,
+        letterbox=cfg.letterbox,
+    )  # fmt: skip
     denoiser = Denoiser(
         pipe.unet,
         _train_scheduler(pipe),
@@ -205,7 +207,7 @@ def fit_tiny_pipeline(pipe, job: FitJob) -> TrainState:
 def _fit_vae(pipe, job: FitJob, state: TrainState, modules: dict, ckpt: dict | None) -> None:
     """Reconstruction + KL steps up to `vae_steps` (the photos fit in memory at tens of px)."""
     cfg, vae = job.config, pipe.vae
-    pixels = load_pixels(job.paths, cfg.resolution, flip=cfg.flip)
+    pixels = load_pixels(job.paths, cfg.resolution, flip=cfg.flip, letterbox=cfg.letterbox)
     params = list(vae.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.vae_learning_rate)
     if ckpt is not None:
@@ -226,7 +228,9 @@ def _fit_denoiser(pipe, job: FitJob, state: TrainState, modules: dict, ckpt: dic
     """Denoising steps up to `vae_steps + steps` on the fitted VAE's cached latents."""
     cfg, vae, text_encoder = job.config, pipe.vae, pipe.text_encoder
     vae.requires_grad_(False)
-    mean, std = encode_latents(vae, job.paths, cfg.resolution, flip=cfg.flip, device=job.device)
+    mean, std = encode_latents(
+        vae, job.paths, cfg.resolution, flip=cfg.flip, device=job.device, letterbox=cfg.letterbox
+    )
     scaling = 1.0 / float(mean.std())
     vae.register_to_config(scaling_factor=scaling)  # saved in vae/config.json; sampling uses it
     text_encoder.requires_grad_(cfg.train_text_encoder)
@@ -235,17 +239,45 @@ def _fit_denoiser(pipe, job: FitJob, state: TrainState, modules: dict, ckpt: dic
         pipe.unet, _train_scheduler(pipe), embed, mean, std, _photo_labels(job), scaling,
         job.device, job.autocast, cfg.snr_gamma,
     )  # fmt: skip
-    params = [p for m in (pipe.unet, text_encoder) for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    unet_params = list(pipe.unet.parameters())
+    text_params = [p for p in text_encoder.parameters() if p.requires_grad]
+    params = unet_params + text_params
+    groups = [{"params": unet_params}]
+    if text_params:
+        groups.append(
+            {"params": text_params, "lr": cfg.text_encoder_learning_rate or cfg.learning_rate}
+        )
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    ema = _ema(params, cfg.ema_decay)
     if ckpt is not None:
         opt.load_state_dict(ckpt["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
 
     def step() -> float:
         loss = denoising_loss(denoiser, cfg.batch_size, cfg.uncond_probability, state.generator)
-        return optimise(loss, opt, params, cfg.max_grad_norm)
+        value = optimise(loss, opt, params, cfg.max_grad_norm)
+        if ema is not None:
+            ema.step(params)
+        return value
 
     total = cfg.vae_steps + cfg.steps
     run_steps(
         state, total, step, state.losses, total=total, every=cfg.checkpoint_every,
-        save=_saver(job, state, modules, opt, "unet"), progress=job.progress,
+        save=_saver(job, state, modules, opt, "unet", ema=ema), progress=job.progress,
     )  # fmt: skip
+    if ema is not None:
+        ema.copy_to(params)  # the averaged weights are the ones saved
+
+
+def _ema(params: list[torch.nn.Parameter], decay: float | None):
+    """diffusers' EMAModel over `params` (decay warms up as (1 + n) / (10 + n)), or None.
+
+    With a from-scratch learning rate the last step's weights jump around; their average is a
+    steadier generator (diffusers' text-to-image script's `--use_ema`).
+    """
+    if decay is None:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(params, decay=decay)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from synth.data.preprocess import letterbox as letterbox_image
 from synth.data.real_import import load_rgb
 
 __all__ = [
@@ -88,27 +89,43 @@ def _square(image: Image.Image, resolution: int) -> Image.Image:
 
 
 def _pixel_batches(
-    paths: Sequence[str], resolution: int, flip: bool, batch: int
+    paths: Sequence[str], resolution: int, flip: bool, batch: int, letterbox: bool = False
 ) -> Iterator[torch.Tensor]:
-    """[n, 3, r, r] tensors in [-1, 1]; with `flip` each photo is followed by its mirror."""
+    """[n, 3, r, r] tensors in [-1, 1]; with `flip` each photo is followed by its mirror.
+
+    Each photo is its centre square, or with `letterbox` the whole photo on black bars.
+    """
     for start in range(0, len(paths), batch):
         tensors = []
         for path in paths[start : start + batch]:
-            image = _square(load_rgb(path), resolution)
+            image = load_rgb(path)
+            if letterbox:
+                image = letterbox_image(image, resolution, "black")
+            else:
+                image = _square(image, resolution)
             x = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
             x = x.view(resolution, resolution, 3).permute(2, 0, 1).float() / 127.5 - 1.0
             tensors.extend([x, x.flip(-1)] if flip else [x])
         yield torch.stack(tensors)
 
 
-def load_pixels(paths: Sequence[str], resolution: int, *, flip: bool) -> torch.Tensor:
+def load_pixels(
+    paths: Sequence[str], resolution: int, *, flip: bool, letterbox: bool = False
+) -> torch.Tensor:
     """All photos as one [n (x2 with flip), 3, r, r] tensor in [-1, 1] (small models only)."""
-    return torch.cat(list(_pixel_batches(paths, resolution, flip, 64)))
+    return torch.cat(list(_pixel_batches(paths, resolution, flip, 64, letterbox)))
 
 
 @torch.no_grad()
 def encode_latents(
-    vae, paths: Sequence[str], resolution: int, *, flip: bool, device: torch.device, batch: int = 8
+    vae,
+    paths: Sequence[str],
+    resolution: int,
+    *,
+    flip: bool,
+    device: torch.device,
+    batch: int = 8,
+    letterbox: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) of the VAE's latent distribution of every photo, on the CPU, unscaled.
 
@@ -117,7 +134,7 @@ def encode_latents(
     """
     means, stds = [], []
     dtype = next(vae.parameters()).dtype
-    for pixels in _pixel_batches(paths, resolution, flip, batch):
+    for pixels in _pixel_batches(paths, resolution, flip, batch, letterbox):
         dist = vae.encode(pixels.to(device, dtype)).latent_dist
         means.append(dist.mean.float().cpu())
         stds.append(dist.std.float().cpu())

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # diffusers and transformers load on first use: importing syn
 __all__ = [
     "build_sd15_random_pipeline",
     "build_tiny_pipeline",
+    "generator_note",
     "is_tiny_model",
     "save_tiny_pipeline",
 ]
@@ -134,6 +135,32 @@ def save_tiny_pipeline(path: Path, seed: int = 0) -> Path:
 def is_tiny_model(model: str) -> bool:
     """True for a directory saved by `save_tiny_pipeline` (its images carry no class signal)."""
     return (Path(model).expanduser() / _MARKER).is_file()
+
+
+def generator_note(model: str) -> str | None:
+    """What a report should say first about the offline generators' images, else None.
+
+    The tiny random pipeline makes noise; a tiny pipeline `personalize` fitted to photos makes
+    16 px images with their colour and rough shape. Neither is a real study's generator.
+    """
+    from synth.generation.personalize_record import read_personalize_record
+
+    if is_tiny_model(model):
+        return (
+            "The synthetic images come from a tiny random-weight pipeline (offline demo): they "
+            "carry no class signal, so synthetic-only results are at chance level by "
+            "construction. Point `generation.model` at Stable Diffusion 1.5 for a real study."
+        )
+    record = read_personalize_record(Path(model).expanduser())
+    if record is None or record.get("kind") != "tiny-pipeline":
+        return None
+    return (
+        f"The synthetic images come from a tiny generator (~2M parameters) fitted on a CPU to "
+        f"the {record['n_images']} train photos of the real data, at {record['resolution']} px "
+        "(`datasynth personalize`, offline demo): they carry the classes' colour and rough "
+        "shape, not Stable Diffusion quality. Point `generation.model` at Stable Diffusion 1.5 "
+        "for a real study."
+    )
 
 
 def build_sd15_random_pipeline(workdir: Path, seed: int = 0) -> StableDiffusionPipeline:
