@@ -16,17 +16,26 @@ warm-up flow before the timed runs; those one-time costs are reported apart. Tim
 interleaved (threads, dask-1, ..., dask-2x1t, threads, ...) so that load from other
 processes on the machine falls on every mode alike.
 
+Generation inside a whole run (`datasynth run --task-runner ...`): the `experiment` flow on a
+tiny study (the same generation config, a small real folder, one recipe, one epoch) with
+`threads`, `threads-1t` and `dask-2x1t`; the generation images/s is the images over the
+`generate-dataset` subflow run's own start-to-end time as the Prefect server recorded it, so
+the training after it does not count. This is the path a subflow used to keep on its own
+thread pool; `flows.runners.with_parent_runner` now sends it to the run's cluster.
+
 Per-task overhead: a finished dataset is rerun with every batch cached, once split into
 `--tasks` one-image batches and once as a single batch; (t_many - t_one) / (tasks - 1) is the
 cost of one cached task run on that runner (submission, cache lookup, result read, state
 events) beyond the flow's fixed work.
 
     uv run python bench/bench_dask.py [--per-class 32] [--batch 8] [--steps 4] [--reps 3]
+        [--run-reps 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -105,6 +114,34 @@ def _load_pipeline(config_json: str) -> int:
     return os.getpid()
 
 
+def _real_folder(root: Path, per_split: dict[str, int]) -> Path:
+    """A small ImageFolder (train/ and test/), one colour per class, for the whole-run mode."""
+    from PIL import Image
+
+    colours = {"apple": (200, 30, 30), "banana": (230, 220, 40)}
+    for split, n in per_split.items():
+        for label, colour in colours.items():
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                shade = tuple(max(0, c - 5 * i) for c in colour)
+                Image.new("RGB", (48 + i, 40), shade).save(folder / f"{label}_{i}.png")
+    return root
+
+
+def _subflow_seconds(parent_run_id) -> float:
+    """Start to end of the `generate-dataset` subflow run of a flow run, from the server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    parent = FlowRunFilterParentFlowRunId(any_=[parent_run_id])
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+        names = {r.flow_id: client.read_flow(r.flow_id).name for r in runs}
+    (run,) = [r for r in runs if names[r.flow_id] == "generate-dataset"]
+    return (run.end_time - run.start_time).total_seconds()
+
+
 def _run(flow, config, out: Path) -> tuple[float, str]:
     start = time.perf_counter()
     ref = flow(config, str(out), retry_delay_seconds=0)
@@ -118,6 +155,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="denoising steps")
     parser.add_argument("--reps", type=int, default=3, help="timed runs per mode")
     parser.add_argument("--tasks", type=int, default=64, help="cached tasks for the overhead")
+    parser.add_argument("--run-reps", type=int, default=2, help="whole runs per mode (0: none)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "_bench_dask.md")
     args = parser.parse_args()
 
@@ -207,6 +245,53 @@ def main() -> None:
                     flush=True,
                 )
 
+        # Generation inside a whole run: the experiment flow, its generation subflow timed
+        from flows.experiment import experiment
+        from synth.config import ExperimentConfig
+
+        study = ExperimentConfig.model_validate(
+            {
+                "name": "bench",
+                "generation": config.model_dump(),
+                "real_data": str(_real_folder(tmp / "real", {"train": 6, "test": 3})),
+                "out": str(tmp / "study"),
+                "recipes": [{"name": "real", "kind": "real"}],
+                "seeds": [0],
+                "train": {"epochs": 1, "finetune_epochs": 1, "device": "cpu"},
+                "quality": {"enabled": False},
+                "shap_images_per_class": 0,
+            }
+        )
+        run_modes = ("threads", "threads-1t", "dask-2x1t")
+        run_flows = {  # the clusters above; the thread modes keep the flow's own pool
+            mode: experiment
+            if flows[mode] is generate_dataset
+            else experiment.with_options(task_runner=flows[mode].task_runner)
+            for mode in run_modes
+        }
+        in_run: dict[str, list[float]] = {mode: [] for mode in run_modes}
+        run_digests: dict[str, set[str]] = {mode: set() for mode in run_modes}
+        for rep in range(args.run_reps):
+            for mode in run_modes:
+                out = tmp / f"study-{mode}-{rep}"
+                cfg = study.model_copy(update={"out": str(out)})
+                torch.set_num_threads(torch_threads[mode])
+                try:
+                    state = run_flows[mode](cfg, return_state=True)
+                    state.result()
+                finally:
+                    torch.set_num_threads(threads)
+                gen_s = _subflow_seconds(state.state_details.flow_run_id)
+                in_run[mode].append(gen_s)
+                dataset = json.loads((out / "synthetic" / "dataset.json").read_text())
+                run_digests[mode].add(dataset["digest"])
+                shutil.rmtree(out)
+                print(
+                    f"run {mode} rep {rep}: generation {gen_s:.1f} s, {images / gen_s:.2f} "
+                    f"images/s {dataset['digest'][:12]}",
+                    flush=True,
+                )
+
         # Per-task overhead: all-cached reruns, many one-image batches vs one batch
         ovh_root = tmp / "overhead"
         base = config.model_copy(update={"images_per_class": args.tasks // 2})
@@ -239,6 +324,18 @@ def main() -> None:
             f"| {base_s / med:.2f}x | {once['start']:.1f} | {once['load']:.1f} "
             f"| {once['warm-up flow']:.1f} | {'yes' if same else 'NO'} (`{reference}`) |"
         )
+    in_run_rows, in_run_rate = [], {}
+    for mode, walls in in_run.items():
+        if not walls:
+            continue
+        med = statistics.median(walls)
+        in_run_rate[mode] = images / med
+        reference = "threads" if torch_threads[mode] == threads else "threads-1t"
+        same = run_digests[mode] == digests[reference]
+        in_run_rows.append(
+            f"| `{mode}` | {torch_threads[mode]} | {med:.1f} | {images / med:.2f} "
+            f"| {'yes' if same else 'NO'} (`{reference}` above) |"
+        )
     per_task = [
         f"| `{mode}` | {o['many']:.2f} | {o['one']:.2f} | {o['per_task_ms']:.0f} |"
         for mode, o in overhead.items()
@@ -252,7 +349,7 @@ def main() -> None:
         )
     command = (
         f"uv run python bench/bench_dask.py --per-class {args.per_class} --batch {args.batch} "
-        f"--steps {args.steps} --reps {args.reps} --tasks {args.tasks}"
+        f"--steps {args.steps} --reps {args.reps} --tasks {args.tasks} --run-reps {args.run_reps}"
     )
     lines = [
         "## Dask scale-out on CPU (tiny pipeline)",
@@ -279,6 +376,27 @@ def main() -> None:
         "`OMP_NUM_THREADS=1`, hence its workers too): the same bytes among themselves, other "
         "bytes than the default (torch's thread count changes float summation order).",
         "",
+        "Generation inside a whole run (the `experiment` flow, `datasynth run --task-runner "
+        "...`): images over the `generate-dataset` subflow run's start-to-end time on the "
+        f"server, median of {args.run_reps} interleaved runs per mode.",
+        "",
+        "| runner | torch threads per process | generation s | images/s | same digest as |",
+        "|---|---|---|---|---|",
+        *in_run_rows,
+        "",
+        *(
+            [
+                "Ratio, generation images/s in a whole run, Dask 2 workers x 1 torch thread vs "
+                f"the thread runner: **{in_run_rate['dask-2x1t'] / in_run_rate['threads']:.2f}x** "
+                f"(its default {threads} torch threads), "
+                f"{in_run_rate['dask-2x1t'] / in_run_rate['threads-1t']:.2f}x (1 torch thread, "
+                f"the same bytes); load average {load_before[0]:.1f} before, "
+                f"{load_after[0]:.1f} after.",
+                "",
+            ]
+            if len(in_run_rate) == 3
+            else []
+        ),
         f"Per-task overhead: a finished dataset rerun with every batch cached, as {args.tasks} "
         f"one-image batches and as one batch of {args.tasks}; median of {args.reps + 1} reruns.",
         "",

@@ -18,7 +18,7 @@ from flows.experiment import experiment
 from flows.generate import generate_dataset
 from flows.nightly import nightly_regeneration
 from synth.config import ExperimentConfig
-from synth.demo import demo_config, ensure_tiny_model
+from synth.demo import demo_config
 
 __all__ = ["NIGHTLY_CRON", "build_deployments", "default_config", "serve_all"]
 
@@ -27,7 +27,6 @@ NIGHTLY_CRON = "0 2 * * *"
 
 def default_config() -> ExperimentConfig:
     """The demo config (synth/demo.py) into runs/ui: the form's defaults run offline as they are."""
-    ensure_tiny_model()
     return demo_config("runs/ui")
 
 
@@ -64,6 +63,8 @@ def build_deployments(timezone: str = "UTC", config: ExperimentConfig | None = N
 def serve_all(timezone: str = "UTC", limit: int | None = None) -> None:
     """Serve every deployment from this process until interrupted."""
     from deployments.automations import ensure_crash_detection
+    from deployments.gpu_limits import ensure_machine_gpu_limits
 
     ensure_crash_detection()
+    ensure_machine_gpu_limits()  # one run per card (tasks/gpu_slots.py)
     serve(*build_deployments(timezone), limit=limit)

@@ -9,6 +9,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.experiment import experiment
+from flows.runners import with_parent_runner
 from synth.config import ExperimentConfig
 from synth.lock import DatasetLock
 from tasks.trend import begin_version, prune_old_versions, publish_trend, record_dataset_version
@@ -36,7 +37,7 @@ def nightly_regeneration(
         slot = begin_version(config, root)
         print(f"version {slot.name} ({'resumed' if slot.resumed else 'new'}), seed {slot.seed}")
         # Step 2: the study on this version's images
-        experiment(slot.config, synthetic_dir=slot.path)
+        with_parent_runner(experiment)(slot.config, synthetic_dir=slot.path)
         # Step 3: record it (this makes the version complete)
         record_dataset_version(slot)
         # Step 4: prune old versions

@@ -13,6 +13,12 @@
   (prefect-dask sends tasks to the process's default `distributed.Client` when there is one,
   whatever the address: create other clients with `set_as_default=False`.)
 
+Subflows: a subflow does not inherit its parent's task runner (Prefect enters the subflow's
+own), so a flow that calls one on Dask wraps it in `with_parent_runner`: the subflow's tasks
+then go to the parent's cluster (one cluster per run, not a second one), and on the thread
+runner the subflow keeps its own pool. `experiment` does so for `generate_dataset`, which is how
+`datasynth run --task-runner dask` spreads the generation batches.
+
 Local workers report to the flow process's Prefect API: its `PREFECT_API_URL`, or the temporary
 server a flow run starts when none is set (workers left to themselves would each start one).
 
@@ -50,6 +56,7 @@ __all__ = [
     "local_cluster",
     "make_task_runner",
     "visible_gpus",
+    "with_parent_runner",
     "worker_envs",
 ]
 
@@ -217,3 +224,21 @@ def apply_task_runner(flow: Any, spec: str, *, workers: int | None = None, devic
         return flow
     runner = make_task_runner(spec, workers=workers, gpus=() if device == "cpu" else None)
     return flow.with_options(task_runner=runner)
+
+
+def with_parent_runner(subflow: Any):
+    """`subflow` on the calling flow run's Dask cluster when that run is on Dask; else as is.
+
+    Call it inside the parent flow. The subflow gets a runner connected to the parent's
+    scheduler (its own client, the same workers, which keep their loaded pipelines); the
+    parent's cluster is started here if no task has used it yet, and closed with the parent.
+    """
+    from prefect.context import FlowRunContext
+    from prefect_dask import DaskTaskRunner
+
+    context = FlowRunContext.get()
+    parent = context.task_runner if context else None
+    if not isinstance(parent, DaskTaskRunner):
+        return subflow
+    address = parent.client.scheduler.address
+    return subflow.with_options(task_runner=DaskTaskRunner(address=address))

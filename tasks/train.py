@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-
 from synth.config import PreprocessConfig, RecipeConfig, TrainConfig
 from synth.data import TensorSet
 from synth.training import Checkpoint, train_checkpoint
-from tasks.caching import science_cache
+from tasks.caching import science_task
+from tasks.gpu_slots import gpu_slot
 
 __all__ = ["train_recipe_seed"]
 
 
-@task(
-    name="train",
-    task_run_name="train-{recipe.name}-seed{seed}",
-    cache_policy=science_cache(train_checkpoint),
-    persist_result=True,
-)
+@science_task(train_checkpoint, name="train", task_run_name="train-{recipe.name}-seed{seed}")
 def train_recipe_seed(
     recipe: RecipeConfig,
     seed: int,
@@ -30,14 +24,16 @@ def train_recipe_seed(
     models_dir: str,
     preprocess: PreprocessConfig | None = None,
 ) -> Checkpoint:
-    """Train `recipe` on the cached tensors; adding a recipe later trains only the new one."""
-    return train_checkpoint(
-        recipe,
-        seed,
-        real_train,
-        synthetic,
-        config,
-        class_names,
-        Path(models_dir),
-        preprocess=preprocess,
-    )
+    """Train `recipe` on the cached tensors; adding a recipe later trains only the new one.
+    On a GPU it holds the card's limit while it trains (tasks/gpu_slots.py)."""
+    with gpu_slot(config.device):
+        return train_checkpoint(
+            recipe,
+            seed,
+            real_train,
+            synthetic,
+            config,
+            class_names,
+            Path(models_dir),
+            preprocess=preprocess,
+        )

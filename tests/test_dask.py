@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from distributed import Client
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -22,6 +24,7 @@ from flows.runners import (
     local_cluster,
     make_task_runner,
     visible_gpus,
+    with_parent_runner,
     worker_envs,
 )
 from tests.helpers import assert_dataset_intact
@@ -74,6 +77,16 @@ def test_apply_task_runner_keeps_the_flows_own_pool_for_threads():
         apply_task_runner(generate_dataset, "threads", workers=2)
     cpu = apply_task_runner(generate_dataset, "dask", device="cpu")
     assert cpu.task_runner.cluster_kwargs["gpus"] == ()  # device=cpu: CPU workers
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_with_parent_runner_keeps_the_subflows_pool_outside_dask():
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def parent() -> bool:
+        return with_parent_runner(generate_dataset) is generate_dataset
+
+    assert with_parent_runner(generate_dataset) is generate_dataset  # not in a flow run
+    assert parent()  # a thread-pool parent: the subflow keeps its own two-thread pool
 
 
 def test_worker_envs_pin_worker_i_to_gpu_i():
@@ -180,6 +193,60 @@ def test_two_dask_workers_write_the_dataset_one_process_writes(tmp_path, tiny_co
     assert images == {n: b for n, b in _files(tmp_path / "two").items() if n.endswith(".png")}
     for root in (tmp_path / "one", tmp_path / "two"):
         assert_dataset_intact(root, counts)  # concurrent appends from 2 processes stayed whole
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_experiment_on_dask_generates_on_the_workers_the_bytes_threads_write(tmp_path, tiny_config):
+    """`datasynth run --task-runner dask`: the generation subflow's batches go to the run's
+    cluster (a subflow does not inherit its parent's runner: `with_parent_runner`)."""
+    from flows.experiment import experiment
+    from synth.config import ExperimentConfig
+    from synth.generation import model_loader
+    from tests.test_flow_experiment import make_real_folder
+
+    generation = tiny_config.model_copy(
+        update={"batch_size": 2, "images_per_class": 4, "steps": 2, "device": "cpu"}
+    )
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "dask",
+            "generation": generation.model_dump(),
+            "real_data": str(make_real_folder(tmp_path / "real", {"train": 4, "test": 2})),
+            "out": str(tmp_path / "run"),
+            "recipes": [
+                {"name": "real", "kind": "real"},
+                {"name": "synthetic", "kind": "synthetic"},
+            ],
+            "seeds": [0],
+            "train": {"epochs": 1, "finetune_epochs": 1, "device": "cpu"},
+            "quality": {"enabled": False},
+            "shap_images_per_class": 0,
+        }
+    )
+
+    def loaded_pipelines() -> int:
+        from synth.generation import model_loader
+
+        return len(model_loader._cache)
+
+    counts = {"apple": 4, "banana": 4}
+    model_loader._cache.clear()  # this (the flow's) process must load no pipeline
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        on_dask = apply_task_runner(experiment, cluster.scheduler_address)
+        assert Path(on_dask(config)).is_file()
+        # 4 batches: each worker ran some, loading the pipeline; the flow process ran none
+        assert sorted(client.run(loaded_pipelines).values()) == [1, 1]
+    assert loaded_pipelines() == 0
+    # the dataset the thread runner writes (same torch settings): digest and every image
+    pool, _ = _run(generate_dataset, generation, tmp_path / "pool")
+    dask = json.loads((tmp_path / "run" / "synthetic" / "dataset.json").read_text())
+    assert pool.digest == dask["digest"] and pool.counts == dask["counts"] == counts
+    images = {n: b for n, b in _files(tmp_path / "pool").items() if n.endswith(".png")}
+    assert len(images) == 8
+    assert images == {
+        n: b for n, b in _files(tmp_path / "run" / "synthetic").items() if n.endswith(".png")
+    }
+    assert_dataset_intact(tmp_path / "run" / "synthetic", counts)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

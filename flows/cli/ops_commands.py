@@ -52,3 +52,18 @@ def serve(
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
 
     serve_all(timezone)
+
+
+@app.command("gpu-limits")
+def gpu_limits() -> None:
+    """Create this machine's GPU limits on the Prefect server (one per visible GPU, 1 slot)."""
+    apply_prefect_defaults()
+    if not os.environ.get("PREFECT_API_URL"):
+        raise typer.BadParameter("set PREFECT_API_URL to the server the workers report to")
+    from deployments.gpu_limits import ensure_machine_gpu_limits
+
+    names, created = ensure_machine_gpu_limits()
+    if not names:
+        typer.echo("no GPU visible: nothing to limit")
+    for name in names:
+        typer.echo(f"{name}: {'created' if name in created else 'exists'}")
