@@ -8,11 +8,14 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.generate import generate_dataset
+from flows.runners import with_parent_runner
 from synth.config import ExperimentConfig, RecipeConfig
 from synth.data import TensorSet, extra_test_set_names
 from synth.evaluation import shap_file
-from synth.generation import is_tiny_model
+from synth.generation import generator_note
 from synth.generation.img2img import with_experiment_sources
+from synth.lock import DatasetLock
+from synth.reporting import StudyResults
 from synth.training import gate_recipe, uses_synthetic
 from tasks.caching import resolve_checked, run_checked
 from tasks.diagnose import diagnose
@@ -54,10 +57,19 @@ def experiment(
     recipe with SHAP, 7. diagnose with the baseline's first model (domain gap, leakage audit,
     cost), 8. judge every recipe against the baseline (paired verdicts, exchange rate), 9. write
     report.html + metrics and publish the artifacts.
-    Returns the path of report.html.
+    Returns the path of report.html. Another run writing the same `out` makes this one fail at
+    once with DatasetLockedError: two runs never interleave in one folder.
     """
     out = Path(config.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with DatasetLock(out):
+        return _study(config, out, synthetic_dir, regenerate_changed)
+
+
+def _study(
+    config: ExperimentConfig, out: Path, synthetic_dir: str | None, regenerate_changed: bool
+) -> str:
+    """The experiment's nine steps (see `experiment`), run while it holds the `out` lock."""
     cache, models = str(out / "cache"), str(out / "models")
     classes = tuple(c.name for c in config.generation.classes)
     recipes = config.all_recipes()
@@ -68,7 +80,8 @@ def experiment(
     generation = with_experiment_sources(
         config.generation, config.real_data, config.test_fraction, config.split_seed
     )
-    synthetic = generate_dataset(
+    # on Dask the batches go to this run's cluster (a subflow does not inherit the runner)
+    synthetic = with_parent_runner(generate_dataset)(
         generation,
         synthetic_dir or str(out / "synthetic"),
         regenerate_changed=regenerate_changed,  # else images made otherwise stop the run here
@@ -161,7 +174,7 @@ def experiment(
         {"item": "classifier", "value": config.train.model},
         {"item": "seeds", "value": ", ".join(map(str, config.seeds))},
     ]
-    report = publish_study_report(
+    study = StudyResults(
         records,
         test_sets,
         real_train,
@@ -169,13 +182,12 @@ def experiment(
         shap_pngs,
         overview,
         [{"path": q.path, "reason": q.reason} for q in real.quarantined],
-        no_signal=is_tiny_model(config.generation.model),
-        out_dir=str(out),
-        title=f"datasynth: {config.name}",
+        generator_note=generator_note(config.generation.model),
         diagnosis=diagnosis,
         verdicts=verdicts,
         quality=gate,
     )
+    report = publish_study_report(study, out_dir=str(out), title=f"datasynth: {config.name}")
     progress.advance()
     print(f"report: {report}")
     return report

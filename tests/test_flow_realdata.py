@@ -15,7 +15,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from flows.experiment import experiment
 from synth.config import ExperimentConfig
 from synth.data import import_real_dataset
-from synth.errors import InputError
+from synth.errors import DatasetLockedError, InputError
+from synth.lock import DatasetLock
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -68,6 +69,20 @@ def test_experiment_refuses_an_empty_test_split_before_training(tmp_path, tiny_c
     with pytest.raises(InputError, match="`test_fraction` 0.2 holds out no image"):
         experiment(_config(tmp_path, tiny_config, real))
     assert not (tmp_path / "run" / "models").exists()
+
+
+def test_experiment_into_a_folder_another_run_holds_fails_at_once(tmp_path, tiny_config):
+    real = tmp_path / "real"
+    for c, label in enumerate(CLASSES):
+        _photos(real / label, [10 * c + i for i in range(3)])
+    out = tmp_path / "run"
+    out.mkdir()
+    with (
+        DatasetLock(out),  # another run of the same folder, in this process or any other
+        pytest.raises(DatasetLockedError, match=f"another datasynth run .* is writing to {out}"),
+    ):
+        experiment(_config(tmp_path, tiny_config, real))
+    assert [p.name for p in out.iterdir()] == [".datasynth.lock"]  # nothing done, nothing written
 
 
 def test_experiment_splits_by_split_seed_and_publishes_duplicates(tmp_path, tiny_config):

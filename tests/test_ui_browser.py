@@ -5,8 +5,10 @@ headless Chromium (Playwright) does what a user does in Prefect 3.9's default UI
 opens): Deployments → experiment → Run → Custom run, switch `config` to JSON input, replace it
 with a tiny config, Submit, reload the run page until it says Completed, then its Parameters and
 Artifacts tabs, the `experiment-metrics` table and the report. The run's parameters are read
-back through the API. Each step is saved to docs/screenshots/ (overwritten on every run):
-docs/OPERATIONS.md shows them. Locators are roles and visible texts, not CSS classes.
+back through the API. A second test fails a run at its SHAP step (a folder it cannot write),
+then retries it from the run page's ⋮ menu, as a user would, and checks that only the failed step
+and the ones after it ran again. Each step is saved to docs/screenshots/ (overwritten on every
+run): docs/OPERATIONS.md shows them. Locators are roles and visible texts, not CSS classes.
 
 Heavy (a few minutes): CI runs it with `pytest -m heavy`. Chromium: $DATASYNTH_CHROMIUM, else
 Debian's /usr/bin/chromium, else Playwright's own (`playwright install chromium`).
@@ -23,9 +25,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tests.conftest import REPO
+from tests.reliability.disk import read_only
 from tests.services import postgres_server, prefect_server_on, served_deployments
 from tests.test_ops_deployments import _small_config
 
@@ -228,3 +232,84 @@ def test_experiment_is_run_from_the_ui_form_with_a_changed_parameter(
     assert run.parameters["config"]["name"] == CONFIG_NAME
     assert run.parameters["config"]["generation"]["images_per_class"] == 6
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def _made_files(out: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of what steps 1-5 write: images, tensor caches, checkpoints."""
+    found = [*out.glob("synthetic/train/*/*.png"), *out.glob("cache/*.pt"), *out.glob("models/*")]
+    return {p.relative_to(out).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in found}
+
+
+def _task_runs(run_id) -> list:
+    with get_client(sync_client=True) as client:
+        where = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        return client.read_task_runs(flow_run_filter=where)
+
+
+def _run_to_the_end(deployment: str, parameters: dict):
+    """Start a deployment run through the API and wait for its final state (the sync client:
+    Playwright's loop in this thread would turn `run_deployment` into a coroutine)."""
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment_by_name(deployment)
+        run = client.create_flow_run_from_deployment(found.id, parameters=parameters)
+        deadline = time.monotonic() + RUN_WAIT_S
+        while not (run := client.read_flow_run(run.id)).state.is_final():
+            assert time.monotonic() < deadline, f"the run is still {run.state} after {RUN_WAIT_S} s"
+            time.sleep(3)
+    return run
+
+
+def test_failed_experiment_retried_from_the_ui_redoes_only_the_failed_and_later_steps(
+    stack, page, tmp_path, tiny_model_dir
+):
+    api_url, _ = stack
+    base = api_url.removesuffix("/api")
+    config = _small_config(tmp_path, tiny_model_dir) | {
+        "name": "ui retry test",
+        "shap_images_per_class": 1,
+    }
+    out = Path(config["out"])
+    (out / "shap").mkdir(parents=True)
+
+    # 1. A run fails at step 6 (SHAP): the folder its maps go to cannot be written. Permission
+    #    and disk-full errors are not retried in place: the run fails and names the file.
+    with read_only(out / "shap"):
+        run = _run_to_the_end("experiment/experiment", {"config": config})
+    assert run.state.is_failed(), run.state
+    assert "Operation not permitted" in run.state.message and "/shap/" in run.state.message
+    made = _made_files(out)
+    assert any(name.startswith("models/") for name in made)  # steps 1-5 finished
+    assert not (out / "report.html").exists()
+    first_attempt = {t.id for t in _task_runs(run.id)}
+
+    # 2. The folder is writable again: the run's page, ⋮ → Retry, confirm
+    run_page = f"{base}/v2/runs/flow-run/{run.id}"
+    page.goto(run_page)
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Operation not permitted").first).to_be_visible()  # the logs
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(3_000)  # the run graph is drawn after the network settles
+    _shot(page, "12-run-failed")
+    page.get_by_role("button", name="Open menu").click()
+    page.get_by_role("menuitem", name="Retry").click()
+    expect(page.get_by_text("Retry Flow Run")).to_be_visible()
+    expect(page.get_by_text("Task runs with persisted results will use cached")).to_be_visible()
+    _shot(page, "13-retry-dialog")
+    page.get_by_role("button", name="Retry", exact=True).filter(visible=True).last.click()
+    _wait_until_shown_completed(page, run.id)
+    page.wait_for_load_state("networkidle")
+    _shot(page, "14-run-retried")
+
+    # 3. Only the failed step and the ones after it ran: nothing of steps 1-5 was rewritten,
+    #    their task runs in the retry answered from the cache; SHAP, verdicts, report are new
+    assert _made_files(out) == made
+    assert list((out / "shap").glob("real-*.png")) and (out / "report.html").is_file()
+    retried = [t for t in _task_runs(run.id) if t.id not in first_attempt]
+    states = {t.name: t.state.name for t in retried}
+    redone_early = {
+        name: state
+        for name, state in states.items()
+        if name.startswith(("train-", "preprocess-", "evaluate-")) and state != "Cached"
+    }
+    assert not redone_early, redone_early
+    assert any(n.startswith("explain") and s == "Completed" for n, s in states.items()), states
