@@ -195,6 +195,7 @@ def test_two_dask_workers_write_the_dataset_one_process_writes(tmp_path, tiny_co
         assert_dataset_intact(root, counts)  # concurrent appends from 2 processes stayed whole
 
 
+@pytest.mark.heavy  # two runs of the whole experiment: minutes on 2 cores
 @pytest.mark.usefixtures("prefect_server")
 def test_experiment_on_dask_generates_on_the_workers_the_bytes_threads_write(tmp_path, tiny_config):
     """`datasynth run --task-runner dask`: the generation subflow's batches go to the run's
