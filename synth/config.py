@@ -24,6 +24,11 @@ from pydantic import (
 from synth.errors import ConfigError
 from synth.naming import extra_test_set_names, validate_class_names
 
+# Value ranges several fields share, declared once; pydantic merges each with the field's Field()
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+Share = Annotated[float, Field(gt=0.0, le=1.0)]  # a share or rate in (0, 1]
+OpenShare = Annotated[float, Field(gt=0.0, lt=1.0)]  # a share strictly between 0 and 1
+
 __all__ = [
     "ClassSpec",
     "ConfigError",
@@ -102,9 +107,7 @@ class GenerationConfig(_Frozen):
     )
     negative_prompt: str = Field(default="", description="Negative prompt ('' for none).")
     images_per_class: int = Field(default=10, gt=0, le=1_000_000, description="Images per class.")
-    seed: int = Field(
-        default=0, ge=0, lt=2**63, description="Dataset seed; image seeds derive from it."
-    )
+    seed: Seed = Field(default=0, description="Dataset seed; image seeds derive from it.")
     model: str = Field(
         default=SD15_MODEL_ID,
         min_length=1,
@@ -143,26 +146,19 @@ class GenerationConfig(_Frozen):
         description="img2img: labelled ImageFolder of real photos whose train split guides "
         "generation (split like an experiment's real_data); an experiment uses its real_data.",
     )
-    source_test_fraction: float = Field(
+    source_test_fraction: OpenShare = Field(
         default=0.2,
-        gt=0.0,
-        lt=1.0,
         description="img2img: held-out share of source_images when it has no test/ folder "
         "(an experiment uses its test_fraction).",
     )
-    source_split_seed: int = Field(
-        default=0,
-        ge=0,
-        lt=2**63,
-        description="img2img: seed of that split (an experiment uses its split_seed).",
+    source_split_seed: Seed = Field(
+        default=0, description="img2img: seed of that split (an experiment uses its split_seed)."
     )
     variations_per_image: int = Field(
         default=1, gt=0, le=1000, description="img2img: images made from each train photo (k)."
     )
-    strength: float = Field(
+    strength: Share = Field(
         default=0.75,
-        gt=0.0,
-        le=1.0,
         description="img2img: share of the denoising redone from the photo: near 0 keeps it, "
         "1 keeps only its rough colours.",
     )
@@ -352,7 +348,7 @@ class TrainConfig(_Frozen):
     )
     epochs: int = Field(default=10, gt=0, le=1000, description="Passes over the training set.")
     batch_size: int = Field(default=32, gt=0, le=4096, description="Images per step.")
-    learning_rate: float = Field(default=1e-3, gt=0, le=1.0, description="Adam learning rate.")
+    learning_rate: Share = Field(default=1e-3, description="Adam learning rate.")
     augment: bool = Field(default=False, description="Random flips and small shifts.")
     finetune_epochs: int = Field(
         default=5, gt=0, le=1000, description="Epochs on real data after synthetic pretraining."
@@ -407,10 +403,8 @@ class RecipeConfig(_Frozen):
         description="'real-plus-synthetic' (and 'shots' with shots_synthetic 'matched'): "
         "synthetic images per real one.",
     )
-    real_fraction: float = Field(
+    real_fraction: Share = Field(
         default=1.0,
-        gt=0.0,
-        le=1.0,
         description="'shots': share of the real train split used, class-stratified; several "
         "shares trace accuracy against real images used (the exchange rate).",
     )
@@ -476,10 +470,8 @@ class QualityConfig(BaseModel):
         description="Keep an image when the real-only classifier gives its own label at least "
         "this probability (0 disables). Ignored when `top_fraction` is set.",
     )
-    top_fraction: float | None = Field(
+    top_fraction: Share | None = Field(
         default=None,
-        gt=0.0,
-        le=1.0,
         strict=True,
         description="Instead of `min_confidence`: keep the ceil(q * n) most confident images of "
         "each class of n images (ties broken by file name). None: use `min_confidence`.",
@@ -526,16 +518,12 @@ class ExperimentConfig(_Frozen):
         default="data/fruits",
         description="ImageFolder of real photos: <root>/<Class>/..., optionally train/ and test/.",
     )
-    test_fraction: float = Field(
+    test_fraction: OpenShare = Field(
         default=0.2,
-        gt=0.0,
-        lt=1.0,
         description="Held-out share of each class when real_data has no test/ folder.",
     )
-    split_seed: int = Field(
+    split_seed: Seed = Field(
         default=0,
-        ge=0,
-        lt=2**63,
         description="Seed of that train/test split; its own seed, so preprocessing settings "
         "(preprocess.seed, margins) never move a photo between train and test.",
     )
@@ -563,9 +551,7 @@ class ExperimentConfig(_Frozen):
         description="Synthetic images of the `-syn` shots recipes: all of them, or "
         "`synthetic_per_real` (1) per real image used.",
     )
-    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(
-        default=(0, 1, 2), min_length=1, description="Training seeds."
-    )
+    seeds: tuple[Seed, ...] = Field(default=(0, 1, 2), min_length=1, description="Training seeds.")
     baseline: str = Field(
         default="real",
         min_length=1,
@@ -577,10 +563,8 @@ class ExperimentConfig(_Frozen):
         description="Second baseline for recipes that use synthetic images, when it is trained: "
         "the cheap alternative to generating images (None: none).",
     )
-    replacement_margin: float = Field(
+    replacement_margin: OpenShare = Field(
         default=0.02,
-        gt=0.0,
-        lt=1.0,
         description="Non-inferiority margin (accuracy) for 'replaces': a synthetic-only recipe "
         "replaces the baseline when its whole interval lies above -margin. Fix it before "
         "looking at results.",

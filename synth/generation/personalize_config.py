@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from synth.config import OpenShare, Seed, Share
+
 __all__ = ["PersonalizeConfig", "tiny_demo_config"]
 
 SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -40,9 +42,7 @@ class PersonalizeConfig(BaseModel):
     steps: int = Field(
         default=500, gt=0, le=1_000_000, description="Optimiser steps on the denoising loss."
     )
-    learning_rate: float = Field(
-        default=1e-4, gt=0.0, le=1.0, description="AdamW learning rate of the denoiser."
-    )
+    learning_rate: Share = Field(default=1e-4, description="AdamW learning rate of the denoiser.")
     batch_size: int = Field(default=4, gt=0, le=1024, description="Photos per optimiser step.")
     resolution: int = Field(
         default=512,
@@ -65,9 +65,7 @@ class PersonalizeConfig(BaseModel):
         le=1_000_000,
         description="Steps between resumable checkpoints; a kill loses at most this many.",
     )
-    seed: int = Field(
-        default=0, ge=0, lt=2**63, description="Seeds noise, timesteps, batches and LoRA init."
-    )
+    seed: Seed = Field(default=0, description="Seeds noise, timesteps, batches and LoRA init.")
     device: Literal["auto", "cuda", "cpu"] = Field(
         default="auto", description="'auto' takes CUDA when present."
     )
@@ -120,23 +118,19 @@ class PersonalizeConfig(BaseModel):
         description="Also train the text encoder (tiny-pipeline only; its random encoder "
         "gives the class prompts nearly equal embeddings).",
     )
-    text_encoder_learning_rate: float | None = Field(
+    text_encoder_learning_rate: Share | None = Field(
         default=None,
-        gt=0.0,
-        le=1.0,
         description="AdamW learning rate of the text encoder when `train_text_encoder`; None: "
         "`learning_rate`.",
     )
-    ema_decay: float | None = Field(
+    ema_decay: OpenShare | None = Field(
         default=None,
-        gt=0.0,
-        lt=1.0,
         description="Save an exponential moving average of the trained weights (decay per "
         "step, warmed up as diffusers' EMAModel) instead of the last step's, as diffusers' "
         "`--use_ema`; None saves the last weights. Tiny pipeline only.",
     )
-    vae_learning_rate: float = Field(
-        default=1e-3, gt=0.0, le=1.0, description="AdamW learning rate of the VAE fit."
+    vae_learning_rate: Share = Field(
+        default=1e-3, description="AdamW learning rate of the VAE fit."
     )
     vae_kl_weight: float = Field(
         default=1e-2,
