@@ -146,7 +146,7 @@ def test_experiment_config_expands_shots_and_checks_the_baseline():
         "shots-100-syn",
     ]
     assert config.train.budget == "steps"
-    with pytest.raises(ConfigError, match="baseline 'nope'"):
+    with pytest.raises(ConfigError, match="`baseline` 'nope'"):
         parse_config(ExperimentConfig, {"baseline": "nope"})
     with pytest.raises(ConfigError, match="shots"):
         parse_config(ExperimentConfig, {"shots": [0.0]})
