@@ -21,10 +21,10 @@ from synth.generation import (
     Shard,
     generate_batch,
     model_info,
+    sample_images,
 )
 from synth.generation import plan_generation as plan_output
 from synth.generation import verify_dataset as verify_output
-from synth.naming import validate_class_names
 from synth.reporting import contact_sheet, generation_rows, markdown_image
 from tasks.caching import science_cache
 from tasks.gpu_slots import gpu_slot, placement
@@ -84,12 +84,7 @@ def publish_generation_report(
             class_seconds[label] += r.seconds * n / made  # a mixed batch's time, split by images
     rows = generation_rows(ref.counts, generated, class_seconds)
     create_table_artifact(rows, key="generation-summary", description=f"Dataset {ref.root}")
-    root = Path(ref.root) / "train"
-    dirs = validate_class_names(list(ref.counts))
-    by_class = {
-        label: sorted((root / d).glob("*.png"))[:samples_per_class]
-        for label, d in zip(ref.counts, dirs, strict=True)
-    }
+    by_class = sample_images(Path(ref.root), list(ref.counts), samples_per_class)
     sheet = markdown_image(contact_sheet(by_class), "samples per class")
     fits = [r.fitting_batch_size for r in results if r.fitting_batch_size]
     nsfw = sum(r.nsfw for r in results)

@@ -4,8 +4,10 @@ from synth.generation import (
     ManifestRow,
     append_rows,
     dataset_digest,
+    manifest_path,
     read_manifest,
     repair_manifest,
+    sample_images,
 )
 
 
@@ -49,3 +51,15 @@ def test_dataset_digest_ignores_order_and_times_but_not_content():
     later = [dataclasses.replace(r, created="later") for r in reversed(rows)]
     assert dataset_digest(rows) == dataset_digest(later)
     assert dataset_digest(rows) != dataset_digest([_row(0, "aa"), _row(1, "cc")])
+
+
+def test_sample_images_skips_excluded_rows_and_takes_the_first_by_name(tmp_path):
+    rows = [_row(i) for i in (3, 0, 2)] + [dataclasses.replace(_row(1), excluded="nsfw")]
+    path = manifest_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    append_rows(path, rows)
+    found = sample_images(tmp_path, ["c", "other"], per_class=2)
+    assert found == {
+        "c": [tmp_path / "train" / "c/000000.png", tmp_path / "train" / "c/000002.png"],
+        "other": [],
+    }

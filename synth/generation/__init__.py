@@ -29,6 +29,7 @@ from synth.generation.manifest import (
     dataset_digest,
     read_manifest,
     repair_manifest,
+    sample_images,
 )
 from synth.generation.model_loader import (
     LoadedPipeline,
@@ -94,6 +95,7 @@ __all__ = [
     "read_manifest",
     "read_verified_rows",
     "repair_manifest",
+    "sample_images",
     "save_tiny_pipeline",
     "scan_dataset",
     "split_batches",

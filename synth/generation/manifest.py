@@ -28,6 +28,7 @@ __all__ = [
     "manifest_path",
     "read_manifest",
     "repair_manifest",
+    "sample_images",
 ]
 
 SPLIT = "train"  # the ImageFolder split the images and their manifest live in
@@ -158,6 +159,18 @@ def append_rows(path: Path, rows: list[ManifestRow]) -> None:
         if exc.filename is None:
             exc.filename = str(path)
         raise
+
+
+def sample_images(root: Path, labels: list[str], per_class: int) -> dict[str, list[Path]]:
+    """Up to `per_class` images of each label, by file name, from the manifest of `root`: never
+    an excluded one (a black image the safety checker flagged is no sample of its class)."""
+    kept = sorted(
+        {r.file_name: r.label for r in read_manifest(manifest_path(root)) if not r.excluded}.items()
+    )
+    return {
+        label: [Path(root) / SPLIT / name for name, c in kept if c == label][:per_class]
+        for label in labels
+    }
 
 
 def dataset_digest(rows: list[ManifestRow]) -> str:
