@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.personalize import personalize_generator
 from synth.generation import save_tiny_pipeline
@@ -43,7 +45,14 @@ def test_personalize_flow_fits_the_train_split_and_publishes_progress_and_sample
     imported = json.loads((Path(out) / "import-personalize.json").read_text())
     assert imported  # the import report sits beside the generator
     with get_client(sync_client=True) as client:
-        artifacts = {a.key: a for a in client.read_artifacts()}
+        # by key: the session's server holds more artifacts than one page of read_artifacts
+        keys = ArtifactFilterKey(any_=["personalize-progress", "personalize-samples"])
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=keys), sort=ArtifactSort.CREATED_DESC
+        )
+    artifacts = {}
+    for artifact in found:  # newest first: this run's
+        artifacts.setdefault(artifact.key, artifact)
     assert float(artifacts["personalize-progress"].data) == 100.0
     assert "Fitted generator" in artifacts["personalize-samples"].data
     # a rerun of the same config and photos reuses the finished fit

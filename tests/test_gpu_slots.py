@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import subprocess
 import sys
 import threading
@@ -79,7 +80,10 @@ def test_threads_of_one_process_share_one_hold():
             seen.append(_active_slots(name))
             both.wait()  # both have looked before either lets go
 
-    threads = [threading.Thread(target=use) for _ in range(2)]
+    # each thread in a copy of this context: the Prefect settings (the test server) live there
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(use,)) for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
