@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-server-"))
+    work.mkdir(parents=True, exist_ok=True)
     if _healthy("http://127.0.0.1:4200/api"):
         sys.exit("a server answers on 127.0.0.1:4200: stop it, the temporary-server runs need none")
 
