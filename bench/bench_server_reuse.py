@@ -58,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--no-demo", action="store_true", help="only the `generate` ratio")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-server-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -96,8 +97,9 @@ def main() -> None:
         for i in range(args.rounds):
             temporary.append(_timed(generate, base, work / f"generate-temporary-{i}.log"))
             reused.append(_timed(generate, running, work / f"generate-running-{i}.log"))
-        demo_first = _timed(demo, running, work / "demo-first.log")
-        demo_rerun = _timed(demo, running, work / "demo-rerun.log")
+        if not args.no_demo:
+            demo_first = _timed(demo, running, work / "demo-first.log")
+            demo_rerun = _timed(demo, running, work / "demo-rerun.log")
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -114,11 +116,12 @@ def main() -> None:
         f"| `generate` on a complete dataset ({args.rounds} rounds, interleaved) "
         f"| {t_med:.1f} | {r_med:.1f} | {r_med / t_med:.2f} |"
     )
-    print()
-    print(
-        f"`demo` against the running server: first run {demo_first:.1f} s, cached rerun "
-        f"{demo_rerun:.1f} s"
-    )
+    if not args.no_demo:
+        print()
+        print(
+            f"`demo` against the running server: first run {demo_first:.1f} s, cached rerun "
+            f"{demo_rerun:.1f} s"
+        )
     print(
         f"all runs: temporary {[round(t, 1) for t in temporary]}, "
         f"running {[round(t, 1) for t in reused]}; logs in {work}"

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import shap
 import torch
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
@@ -123,6 +122,8 @@ def _shap_values(model, bg, x, classes: list[int], method: str, seed: int, nsamp
     correctly classified image that is one pass instead of one per class. Global RNG state is
     left as it was.
     """
+    import shap  # 5 s to import: only the SHAP step pays it, not every command that imports synth
+
     selected = _Outputs(model, classes)
     # shap converts tensors through numpy, which warns under NumPy 2; noise, not a problem here
     with warnings.catch_warnings():
