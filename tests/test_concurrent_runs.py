@@ -70,23 +70,16 @@ def _assert_manifest_has_no_duplicates(dataset: Path) -> int:
 def test_nightly_and_three_api_runs_at_once_two_sharing_a_folder(stack, tmp_path, tiny_model_dir):  # noqa: F811
     url, home = stack
     shared, other, nightly_out = tmp_path / "shared", tmp_path / "other", tmp_path / "nightly"
+    experiment, nightly = "experiment/experiment", "nightly-regeneration/nightly-regeneration"
+    targets = {  # name -> (deployment, out folder): two runs share one folder
+        "nightly": (nightly, nightly_out),
+        "shared-1": (experiment, shared),
+        "shared-2": (experiment, shared),
+        "other": (experiment, other),
+    }
     submitted = {
-        "nightly": (
-            "nightly-regeneration/nightly-regeneration",
-            {"config": _config(tmp_path, tiny_model_dir, "nightly", nightly_out)},
-        ),
-        "shared-1": (
-            "experiment/experiment",
-            {"config": _config(tmp_path, tiny_model_dir, "shared-1", shared)},
-        ),
-        "shared-2": (
-            "experiment/experiment",
-            {"config": _config(tmp_path, tiny_model_dir, "shared-2", shared)},
-        ),
-        "other": (
-            "experiment/experiment",
-            {"config": _config(tmp_path, tiny_model_dir, "other", other)},
-        ),
+        name: (deployment, {"config": _config(tmp_path, tiny_model_dir, name, out)})
+        for name, (deployment, out) in targets.items()
     }
     started = time.monotonic()
     ids = {
