@@ -55,11 +55,12 @@ def test_dataset_digest_ignores_order_and_times_but_not_content():
 
 def test_sample_images_skips_excluded_rows_and_takes_the_first_by_name(tmp_path):
     rows = [_row(i) for i in (3, 0, 2)] + [dataclasses.replace(_row(1), excluded="nsfw")]
+    rows.append(dataclasses.replace(_row(0), excluded="nsfw"))  # 0 regenerated, then flagged
     path = manifest_path(tmp_path)
     path.parent.mkdir(parents=True)
     append_rows(path, rows)
     found = sample_images(tmp_path, ["c", "other"], per_class=2)
     assert found == {
-        "c": [tmp_path / "train" / "c/000000.png", tmp_path / "train" / "c/000002.png"],
+        "c": [tmp_path / "train" / "c/000002.png", tmp_path / "train" / "c/000003.png"],
         "other": [],
     }

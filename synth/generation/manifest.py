@@ -164,9 +164,8 @@ def append_rows(path: Path, rows: list[ManifestRow]) -> None:
 def sample_images(root: Path, labels: list[str], per_class: int) -> dict[str, list[Path]]:
     """Up to `per_class` images of each label, by file name, from the manifest of `root`: never
     an excluded one (a black image the safety checker flagged is no sample of its class)."""
-    kept = sorted(
-        {r.file_name: r.label for r in read_manifest(manifest_path(root)) if not r.excluded}.items()
-    )
+    last = {r.file_name: r for r in read_manifest(manifest_path(root))}  # a later row wins
+    kept = sorted((name, r.label) for name, r in last.items() if not r.excluded)
     return {
         label: [Path(root) / SPLIT / name for name, c in kept if c == label][:per_class]
         for label in labels
