@@ -71,7 +71,7 @@ class LoadedPipeline:
     lock: threading.Lock
 
 
-_cache: dict[tuple, LoadedPipeline] = {}
+_cache: dict[ModelInfo, LoadedPipeline] = {}  # the info holds the resolved commit or digest
 _cache_lock = threading.Lock()
 
 
@@ -231,20 +231,19 @@ def load_pipeline(model: str, *, revision: str | None, **settings) -> LoadedPipe
     `settings` are `describe_model`'s: device, dtype, scheduler and optionally lora, lora_scale.
     """
     info = describe_model(model, revision=revision, **settings)
-    key = (info, revision)
     with _cache_lock:
-        if key not in _cache:
-            _cache[key] = LoadedPipeline(_load(info), info, threading.Lock())
-        return _cache[key]
+        if info not in _cache:
+            _cache[info] = LoadedPipeline(_load(info), info, threading.Lock())
+        return _cache[info]
 
 
-_img2img_cache: dict[tuple, LoadedPipeline] = {}
+_img2img_cache: dict[ModelInfo, LoadedPipeline] = {}
 
 
 def load_img2img_pipeline(model: str, *, revision: str | None, **settings) -> LoadedPipeline:
     """The img2img pipeline over the process's text-to-image one (`load_pipeline`'s settings)."""
     text = load_pipeline(model, revision=revision, **settings)
-    key = (text.info, revision)
+    key = text.info
     with _cache_lock:
         if key not in _img2img_cache:
             # imported under the lock: diffusers' lazy import failed when two batch threads
