@@ -26,7 +26,7 @@ from synth.generation import (
 from synth.generation import plan_generation as plan_output
 from synth.generation import verify_dataset as verify_output
 from synth.reporting import contact_sheet, generation_rows, markdown_image
-from tasks.caching import science_cache
+from tasks.caching import science_task
 from tasks.gpu_slots import gpu_slot, placement
 from tasks.retries import BATCH_RETRIES, BATCH_RETRY_DELAYS, is_transient
 
@@ -43,14 +43,13 @@ def plan_generation(
     )
 
 
-@task(
+@science_task(
+    generate_batch,
     name="generate-batch",
     task_run_name="generate-batch-{batch.number}",
     retries=BATCH_RETRIES,
     retry_delay_seconds=BATCH_RETRY_DELAYS,
     retry_condition_fn=is_transient,
-    cache_policy=science_cache(generate_batch),
-    persist_result=True,
 )
 def generate_images(config: GenerationConfig, out: str, batch: BatchSpec) -> BatchResult:
     """Generate one batch, holding the GPU's limit on a GPU (tasks/gpu_slots.py); a retry or
