@@ -6,7 +6,6 @@ turns pydantic's errors into a `ConfigError` that names every bad field.
 
 from __future__ import annotations
 
-import string
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -22,7 +21,12 @@ from pydantic import (
 )
 
 from synth.errors import ConfigError
-from synth.naming import extra_test_set_names, validate_class_names
+from synth.naming import (
+    DEFAULT_TEMPLATE,
+    extra_test_set_names,
+    template_fields,
+    validate_class_names,
+)
 
 # Value ranges several fields share, declared once; pydantic merges each with the field's Field()
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
@@ -94,7 +98,7 @@ class GenerationConfig(_Frozen):
         description="Classes to generate; a bare string is a class with no prompts of its own.",
     )
     prompt_template: str = Field(
-        default="a photo of {a_name}",
+        default=DEFAULT_TEMPLATE,
         description="Prompt for classes without prompts; '{name}' is the class name "
         "(the study used the bare name: '{name}'), '{a_name}' the name after its article "
         "('an orange', 'a banana'); '{context}' places the image's context.",
@@ -212,24 +216,7 @@ class GenerationConfig(_Frozen):
     @field_validator("prompt_template")
     @classmethod
     def _template_formats(cls, template: str) -> str:
-        # The rule of synth.generation.contexts.template_fields, restated here: importing it
-        # would load torch and diffusers into every config parse.
-        try:
-            fields = [
-                (f, conv, spec)
-                for _, f, spec, conv in string.Formatter().parse(template)
-                if f is not None
-            ]
-        except ValueError as exc:
-            raise ValueError(
-                f"prompt_template {template!r} is not a valid template ({exc})"
-            ) from None
-        if any(f not in ("name", "a_name", "context") or conv or spec for f, conv, spec in fields):
-            # '{name.upper}' would put a memory address into every prompt
-            raise ValueError(
-                f"prompt_template {template!r} may only use the fields '{{name}}', '{{a_name}}' "
-                "and '{context}', plain"
-            )
+        template_fields(template, "prompt_template")  # only {name}, {a_name}, {context}, plain
         if not template.strip():
             raise ValueError("prompt_template must not be blank")
         return template

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import string
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 from synth.errors import InputError
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
     "RESERVED_TEST_SETS",
     "class_dirname",
     "extra_test_set_names",
+    "template_fields",
     "validate_class_names",
     "with_article",
 ]
@@ -25,6 +28,36 @@ _MAX_NAME_BYTES = 200  # leaves room for a file name under the 255-byte limit of
 # "a one-pound coin", "an hour". Short on purpose: a class it gets wrong can set its own prompts.
 _VOWEL_LETTER_CONSONANT_SOUND = ("eu", "ewe", "one", "uni", "use", "usu", "uten", "uku")
 _CONSONANT_LETTER_VOWEL_SOUND = ("heir", "honest", "honor", "honour", "hour")
+
+
+TEMPLATE_FIELDS = frozenset({"name", "a_name", "context"})
+DEFAULT_TEMPLATE = "a photo of {a_name}"  # GenerationConfig.prompt_template's default
+
+
+def template_fields(template: str, what: str = "`template`") -> set[str]:
+    """The fields prompt template `template` uses; raises unless they are only `{name}`,
+    `{a_name}` and `{context}`, plain (`what` names the template in the message).
+
+    Raises:
+        ValueError: A malformed template, or another field (e.g. `{name.x}` would put an
+            attribute into every prompt).
+    """
+    try:
+        parsed = [(f, conv, spec) for _, f, spec, conv in string.Formatter().parse(template)]
+    except ValueError as exc:
+        raise ValueError(f"{what} {template!r} is not a valid template ({exc})") from None
+    fields = {f for f, _, _ in parsed if f is not None}
+    bad = [
+        f
+        for f, conv, spec in parsed
+        if f is not None and (f not in TEMPLATE_FIELDS or conv or spec)
+    ]
+    if bad:
+        raise ValueError(
+            f"{what} {template!r} may only use the fields {{name}}, {{a_name}} and "
+            f"{{context}}, got {bad}"
+        )
+    return fields
 
 
 def with_article(name: str) -> str:

@@ -23,11 +23,10 @@ A template writes the class name as `{name}` ("apple"), or with its indefinite a
 
 from __future__ import annotations
 
-import string
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from synth.naming import with_article
+from synth.naming import DEFAULT_TEMPLATE, template_fields, with_article
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -37,36 +36,12 @@ __all__ = [
     "template_fields",
 ]
 
-_FIELDS = frozenset({"name", "a_name", "context"})
-DEFAULT_TEMPLATE = "a photo of {a_name}"  # GenerationConfig.prompt_template's default
-
 
 class PlannedPrompt(NamedTuple):
     """The prompt of one image and the context it uses ('' when there are no contexts)."""
 
     prompt: str
     context: str
-
-
-def template_fields(template: str) -> set[str]:
-    """The fields `template` uses; raises unless they are only `{name}`, `{a_name}`, `{context}`.
-
-    Raises:
-        ValueError: A malformed template, or a field other than name/context (e.g. `{name.x}`
-            would put an attribute into every prompt).
-    """
-    try:
-        parsed = [(f, conv, spec) for _, f, spec, conv in string.Formatter().parse(template)]
-    except ValueError as exc:
-        raise ValueError(f"`template` {template!r} is not a valid template ({exc})") from None
-    fields = {f for f, _, _ in parsed if f is not None}
-    bad = [f for f, conv, spec in parsed if f is not None and (f not in _FIELDS or conv or spec)]
-    if bad:
-        raise ValueError(
-            f"`template` {template!r} may only use the fields {{name}}, {{a_name}} and "
-            f"{{context}}, got {bad}"
-        )
-    return fields
 
 
 def _check(name: str, index: int, prompts: Sequence[str], contexts: Sequence[str]) -> None:
