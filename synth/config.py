@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,14 +29,25 @@ from synth.naming import (
     validate_class_names,
 )
 
+
+def _multiple_of_8(value: int) -> int:
+    if value % 8:
+        raise ValueError(f"must be a multiple of 8 (the VAE downsamples by 8), got {value}")
+    return value
+
+
 # Value ranges several fields share, declared once; pydantic merges each with the field's Field()
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
 Share = Annotated[float, Field(gt=0.0, le=1.0)]  # a share or rate in (0, 1]
 OpenShare = Annotated[float, Field(gt=0.0, lt=1.0)]  # a share strictly between 0 and 1
+# A side of an image a diffusers pipeline makes or is fitted on, in pixels
+PixelSide = Annotated[int, Field(ge=8, le=4096), AfterValidator(_multiple_of_8)]
+Device = Literal["auto", "cuda", "cpu"]  # 'auto' takes CUDA when present (synth/devices.py)
 
 __all__ = [
     "ClassSpec",
     "ConfigError",
+    "ConfigModel",
     "ExperimentConfig",
     "GenerationConfig",
     "PreprocessConfig",
@@ -53,11 +65,13 @@ SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 Scheduler = Literal["default", "ddim", "pndm", "euler", "euler-ancestral", "dpm-solver", "unipc"]
 
 
-_BLANK_ALLOWED = {"negative_prompt"}
-# Names the main real dataset's results are reported under; an extra test set may not take them.
+_BLANK_ALLOWED = {"negative_prompt"}  # the one text field where '' means something ("none")
 
 
-class _Frozen(BaseModel):
+class ConfigModel(BaseModel):
+    """Base of every config model: frozen, unknown keys refused, no boolean where a number
+    belongs, no blank text (but in `_BLANK_ALLOWED`)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="before")
@@ -71,7 +85,7 @@ class _Frozen(BaseModel):
         return value
 
 
-class ClassSpec(_Frozen):
+class ClassSpec(ConfigModel):
     """One class to generate: its label and, optionally, its own prompts."""
 
     name: str = Field(description="Label as users write it; validated before it names a folder.")
@@ -89,7 +103,7 @@ class ClassSpec(_Frozen):
         return prompts
 
 
-class GenerationConfig(_Frozen):
+class GenerationConfig(ConfigModel):
     """Everything that decides which images a synthetic dataset holds, and how they look."""
 
     classes: tuple[ClassSpec, ...] = Field(
@@ -123,12 +137,10 @@ class GenerationConfig(_Frozen):
     guidance_scale: float = Field(
         default=7.5, ge=0.0, le=50.0, description="Classifier-free guidance; <= 1 disables CFG."
     )
-    width: int = Field(default=512, ge=8, le=4096, description="Image width in pixels (x8).")
-    height: int = Field(default=512, ge=8, le=4096, description="Image height in pixels (x8).")
+    width: PixelSide = Field(default=512, description="Image width in pixels (x8).")
+    height: PixelSide = Field(default=512, description="Image height in pixels (x8).")
     batch_size: int = Field(default=4, gt=0, le=256, description="Images per pipeline call/task.")
-    device: Literal["auto", "cuda", "cpu"] = Field(
-        default="auto", description="'auto' takes CUDA when present."
-    )
+    device: Device = Field(default="auto", description="'auto' takes CUDA when present.")
     dtype: Literal["auto", "fp16", "bf16", "fp32"] = Field(
         default="auto", description="'auto' is fp16 on CUDA and fp32 on CPU."
     )
@@ -221,13 +233,6 @@ class GenerationConfig(_Frozen):
             raise ValueError("prompt_template must not be blank")
         return template
 
-    @field_validator("width", "height")
-    @classmethod
-    def _multiple_of_8(cls, value: int) -> int:
-        if value % 8:
-            raise ValueError(f"must be a multiple of 8 (the VAE downsamples by 8), got {value}")
-        return value
-
     def prompt_for(self, spec: ClassSpec, index: int) -> str:
         """The prompt of image `index` of class `spec`, its context included."""
         from synth.generation.contexts import plan_prompt  # loads torch: only when asked
@@ -299,7 +304,7 @@ def load_config(
     return parse_config(model, data, source=str(path))
 
 
-class PreprocessConfig(_Frozen):
+class PreprocessConfig(ConfigModel):
     """How real and synthetic images are made to look alike (the study's pipeline)."""
 
     size: int = Field(default=64, ge=8, le=1024, description="Output side S in pixels (S x S).")
@@ -327,7 +332,7 @@ class PreprocessConfig(_Frozen):
         return value
 
 
-class TrainConfig(_Frozen):
+class TrainConfig(ConfigModel):
     """Classifier training; the defaults are the study's."""
 
     model: Literal["study-cnn", "resnet18"] = Field(
@@ -355,7 +360,7 @@ class TrainConfig(_Frozen):
         "recipe's steps, `epochs` passes over the whole real train split, so real-only training "
         "is unchanged. pretrain-finetune splits it epochs : finetune_epochs between its phases.",
     )
-    device: Literal["auto", "cuda", "cpu"] = Field(default="auto", description="Training device.")
+    device: Device = Field(default="auto", description="Training device.")
     pretrained_weights: str | None = Field(
         default=None, description="Local ResNet-18 state dict to start from (never downloaded)."
     )
@@ -367,7 +372,7 @@ def _recipe_kinds() -> list[str]:
     return list(RECIPES)
 
 
-class RecipeConfig(_Frozen):
+class RecipeConfig(ConfigModel):
     """One training recipe: which images train the model."""
 
     name: str = Field(description="Unique name used in reports and cache keys.", min_length=1)
@@ -484,7 +489,7 @@ class QualityConfig(BaseModel):
         description="Two images whose 64-bit DCT perceptual hashes differ in at most this many "
         "bits are near-duplicates; the first by file name is kept. None disables it.",
     )
-    device: Literal["auto", "cuda", "cpu"] = Field(
+    device: Device = Field(
         default="auto", description="Where the classifier and CLIP run; 'auto' takes CUDA."
     )
 
@@ -496,7 +501,7 @@ class QualityConfig(BaseModel):
         return value
 
 
-class ExperimentConfig(_Frozen):
+class ExperimentConfig(ConfigModel):
     """The whole study: generate, import real data, preprocess, train recipes, evaluate, explain."""
 
     name: str = Field(default="experiment", min_length=1, description="Run name in reports.")

@@ -15,6 +15,7 @@ __all__ = [
     "RESERVED_TEST_SETS",
     "class_dirname",
     "extra_test_set_names",
+    "fill_template",
     "template_fields",
     "validate_class_names",
     "with_article",
@@ -58,6 +59,11 @@ def template_fields(template: str, what: str = "`template`") -> set[str]:
             f"{{context}}, got {bad}"
         )
     return fields
+
+
+def fill_template(template: str, name: str, context: str = "") -> str:
+    """`template` (checked by `template_fields`) with class `name` and `context` put in."""
+    return template.format(name=name, a_name=with_article(name), context=context)
 
 
 def with_article(name: str) -> str:

@@ -142,6 +142,12 @@ def test_personalize_config_checks_fields():
         PersonalizeConfig(device="cpu", mixed_precision="fp16")
     with pytest.raises(ValueError, match="may only use the field"):
         PersonalizeConfig(prompt_template="a {kind}")
+    with pytest.raises(ValueError, match="contexts are for generation"):
+        PersonalizeConfig(prompt_template="{a_name} in {context}")
+    with pytest.raises(ValueError, match="expected a number or text"):
+        PersonalizeConfig(steps=True)
+    article = PersonalizeConfig(prompt_template="a photo of {a_name}")
+    assert article.prompt("orange") == "a photo of an orange"
     with pytest.raises(ValueError, match="Extra inputs"):
         PersonalizeConfig(epochs=3)
     assert tiny_demo_config("x").resolution == 16

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from synth.naming import DEFAULT_TEMPLATE, template_fields, with_article
+from synth.naming import DEFAULT_TEMPLATE, fill_template, template_fields
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -93,7 +93,7 @@ def plan_prompt(
         text = base.replace("{context}", context) if placed else base
     else:
         placed = "context" in fields
-        text = template.format(name=name, a_name=with_article(name), context=context)
+        text = fill_template(template, name, context)
     if not placed:
         return PlannedPrompt(f"{text} {context}" if context else text, context)
     # an empty context leaves the spaces around its slot: "a  photo" -> "a photo"

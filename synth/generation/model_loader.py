@@ -179,16 +179,13 @@ def describe_model(
     )
 
 
+# The GenerationConfig fields, besides `model`, that say which pipeline is loaded and how.
+MODEL_SETTINGS = ("revision", "device", "dtype", "scheduler", "lora", "lora_scale")
+
+
 def model_settings(config: GenerationConfig) -> dict:
     """The config's settings that `describe_model` and `load_pipeline` take."""
-    return dict(
-        revision=config.revision,
-        device=config.device,
-        dtype=config.dtype,
-        scheduler=config.scheduler,
-        lora=config.lora,
-        lora_scale=config.lora_scale,
-    )
+    return {name: getattr(config, name) for name in MODEL_SETTINGS}
 
 
 def model_info(config: GenerationConfig) -> ModelInfo:

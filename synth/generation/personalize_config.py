@@ -7,25 +7,21 @@ pipeline on a CPU.
 
 from __future__ import annotations
 
-import string
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from synth.config import OpenShare, Seed, Share
+from synth.config import SD15_MODEL_ID, ConfigModel, Device, OpenShare, PixelSide, Seed, Share
+from synth.naming import fill_template, template_fields
 
 __all__ = ["PersonalizeConfig", "tiny_demo_config"]
-
-SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 Method = Literal["auto", "lora", "tiny-pipeline"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
 
-class PersonalizeConfig(BaseModel):
+class PersonalizeConfig(ConfigModel):
     """Everything that decides the fitted generator; its digest names a finished output."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     base: str = Field(
         default=SD15_MODEL_ID,
@@ -44,10 +40,8 @@ class PersonalizeConfig(BaseModel):
     )
     learning_rate: Share = Field(default=1e-4, description="AdamW learning rate of the denoiser.")
     batch_size: int = Field(default=4, gt=0, le=1024, description="Photos per optimiser step.")
-    resolution: int = Field(
+    resolution: PixelSide = Field(
         default=512,
-        ge=8,
-        le=4096,
         description="Photos are resized (shorter side) and centre-cropped to this square (x8).",
     )
     lora_rank: int = Field(
@@ -66,9 +60,7 @@ class PersonalizeConfig(BaseModel):
         description="Steps between resumable checkpoints; a kill loses at most this many.",
     )
     seed: Seed = Field(default=0, description="Seeds noise, timesteps, batches and LoRA init.")
-    device: Literal["auto", "cuda", "cpu"] = Field(
-        default="auto", description="'auto' takes CUDA when present."
-    )
+    device: Device = Field(default="auto", description="'auto' takes CUDA when present.")
     mixed_precision: Precision = Field(
         default="auto",
         description="'auto' is fp16 on CUDA and fp32 on CPU; fp16/bf16 need CUDA. Trained "
@@ -76,8 +68,9 @@ class PersonalizeConfig(BaseModel):
     )
     prompt_template: str = Field(
         default="a photo of a {name}",
-        description="Prompt of each class's photos; '{name}' is the class name. Generate with "
-        "the same prompts: the fitted model knows these words only.",
+        description="Prompt of each class's photos; '{name}' is the class name, '{a_name}' the "
+        "name after its article. Generate with the same prompts: the fitted model knows these "
+        "words only.",
     )
     uncond_probability: float = Field(
         default=0.1,
@@ -141,34 +134,14 @@ class PersonalizeConfig(BaseModel):
         "photo colours (1e-3 gave cyan and grey blobs on data/fruits).",
     )
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bools_for_numbers(cls, value: Any, info) -> Any:
-        annotation = str(cls.model_fields[info.field_name].annotation)
-        if type(value) is bool and "bool" not in annotation:
-            raise ValueError(f"expected a number or text, got the boolean {value}")
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
-    @field_validator("resolution")
-    @classmethod
-    def _multiple_of_8(cls, value: int) -> int:
-        if value % 8:
-            raise ValueError(f"must be a multiple of 8 (the VAE downsamples by 8), got {value}")
-        return value
-
     @field_validator("prompt_template")
     @classmethod
     def _template_formats(cls, template: str) -> str:
-        try:
-            fields = [
-                (f, conv) for _, f, _, conv in string.Formatter().parse(template) if f is not None
-            ]
-        except ValueError as exc:
-            raise ValueError(f"prompt_template {template!r} is not a template ({exc})") from None
-        if any(f != "name" or conv is not None for f, conv in fields):
-            raise ValueError(f"prompt_template {template!r} may only use the field '{{name}}'")
+        if "context" in template_fields(template, "prompt_template"):
+            raise ValueError(
+                f"prompt_template {template!r} may only use the fields {{name}} and {{a_name}}: "
+                "each class is fitted on one prompt, contexts are for generation"
+            )
         return template
 
     @model_validator(mode="after")
@@ -182,7 +155,7 @@ class PersonalizeConfig(BaseModel):
 
     def prompt(self, class_name: str) -> str:
         """The training prompt of `class_name`."""
-        return self.prompt_template.format(name=class_name)
+        return fill_template(self.prompt_template, class_name)
 
 
 def tiny_demo_config(base: str, *, seed: int = 0) -> PersonalizeConfig:
