@@ -20,12 +20,10 @@ from synth.devices import check_uint8_images, eval_mode
 from synth.training.models import to_input  # the same normalisation the classifier trained on
 
 __all__ = [
-    "ClassGap",
     "KernelDistance",
     "classifier_features",
     "frechet_distance",
     "kernel_inception_distance",
-    "per_class_gap",
 ]
 
 # Added to both covariances' diagonals: with fewer images than feature dimensions a covariance is
@@ -42,19 +40,6 @@ class KernelDistance:
     std: float
     subsets: int
     subset_size: int
-
-
-@dataclass(frozen=True)
-class ClassGap:
-    """Fréchet distance and KID between two image sets for one class; None with a reason."""
-
-    name: str
-    n_a: int
-    n_b: int
-    fd: float | None
-    kid_mean: float | None
-    kid_std: float | None
-    reason: str | None
 
 
 def _check_pair(feats_a, feats_b) -> tuple[np.ndarray, np.ndarray]:
@@ -186,51 +171,3 @@ def classifier_features(
     finally:
         hook.remove()  # a leftover hook would keep collecting on every later forward pass
     return torch.cat(captured).flatten(1).numpy()
-
-
-def per_class_gap(
-    features_a,
-    labels_a,
-    features_b,
-    labels_b,
-    class_names: Sequence[str],
-    *,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    seed: int = 0,
-) -> tuple[ClassGap, ...]:
-    """FD and KID between set a and set b for each class (e.g. real-train vs synthetic).
-
-    Args:
-        features_a: n_a x dim features of set a (e.g. from `classifier_features`).
-        labels_a: Class id of each row of `features_a`.
-        features_b: n_b x dim features of set b.
-        labels_b: Class id of each row of `features_b`.
-        class_names: Names in class-id order.
-        kid_subsets: KID subsets per class.
-        kid_subset_size: KID rows per set per subset (capped by the class's counts).
-        seed: Seed of the KID subset draws (class c uses seed [seed, c]).
-
-    Returns:
-        One entry per class; distances None, with a reason, when a set has < 2 images of it.
-    """
-    a, b = np.asarray(features_a), np.asarray(features_b)
-    ya, yb = np.asarray(labels_a), np.asarray(labels_b)
-    if len(ya) != len(a) or len(yb) != len(b):
-        raise ValueError(
-            f"labels must match features: {len(ya)} labels for {len(a)} rows of `features_a`, "
-            f"{len(yb)} for {len(b)} rows of `features_b`"
-        )
-    gaps = []
-    for c, name in enumerate(class_names):
-        fa, fb = a[ya == c], b[yb == c]
-        if len(fa) < 2 or len(fb) < 2:
-            reason = f"needs >= 2 images in each set, got {len(fa)} and {len(fb)}"
-            gaps.append(ClassGap(str(name), len(fa), len(fb), None, None, None, reason))
-            continue
-        kid = kernel_inception_distance(
-            fa, fb, subsets=kid_subsets, subset_size=kid_subset_size, seed=[seed, c]
-        )
-        fd = frechet_distance(fa, fb)
-        gaps.append(ClassGap(str(name), len(fa), len(fb), fd, kid.mean, kid.std, None))
-    return tuple(gaps)
