@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -28,6 +28,9 @@ from synth.naming import (
     template_fields,
     validate_class_names,
 )
+
+if TYPE_CHECKING:
+    from synth.generation.contexts import PlannedPrompt
 
 
 def _multiple_of_8(value: int) -> int:
@@ -233,8 +236,8 @@ class GenerationConfig(ConfigModel):
             raise ValueError("prompt_template must not be blank")
         return template
 
-    def prompt_for(self, spec: ClassSpec, index: int) -> str:
-        """The prompt of image `index` of class `spec`, its context included."""
+    def planned_prompt(self, spec: ClassSpec, index: int) -> PlannedPrompt:
+        """The `PlannedPrompt` (prompt and context) of image `index` of class `spec`."""
         from synth.generation.contexts import plan_prompt  # loads torch: only when asked
 
         return plan_prompt(
@@ -243,7 +246,11 @@ class GenerationConfig(ConfigModel):
             template=self.prompt_template,
             prompts=spec.prompts,
             contexts=self.contexts,
-        ).prompt
+        )
+
+    def prompt_for(self, spec: ClassSpec, index: int) -> str:
+        """The prompt of image `index` of class `spec`, its context included."""
+        return self.planned_prompt(spec, index).prompt
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:

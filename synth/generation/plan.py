@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from synth.config import ClassSpec, GenerationConfig
-from synth.generation.contexts import plan_prompt
 from synth.generation.model_loader import ModelInfo, model_info
 from synth.generation.provenance import Provenance
 from synth.lock import validate_shard
@@ -119,15 +118,9 @@ def planned_image(
     seed: int,
     **img2img,
 ) -> PlannedImage:
-    """Image `index` of class `spec`, worded as the config asks (`plan_prompt`) and made with its
-    settings and resolved `model`; `img2img` holds that strategy's own fields (`img2img.py`)."""
-    prompt, context = plan_prompt(
-        spec.name,
-        index,
-        template=config.prompt_template,
-        prompts=spec.prompts,
-        contexts=config.contexts,
-    )
+    """Image `index` of class `spec`, worded as the config asks (`planned_prompt`) and made with
+    its settings and resolved `model`; `img2img` holds that strategy's own fields (`img2img.py`)."""
+    prompt, context = config.planned_prompt(spec, index)
     return PlannedImage(
         label=spec.name,
         class_dir=class_dir,
