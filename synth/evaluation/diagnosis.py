@@ -156,11 +156,9 @@ class Diagnosis:
             }
             for g in self.gaps
         ]
+        plain = ("baseline", "seed", "checkpoint", "n_suspect_images")
         return {
-            "baseline": self.baseline,
-            "seed": self.seed,
-            "checkpoint": self.checkpoint,
-            "n_suspect_images": self.n_suspect_images,
+            **{k: getattr(self, k) for k in plain},
             "domain_gap": gaps,
             "leakage": [c.summary() for c in self.leakage],
             "cost": {**asdict(self.cost), "per_point": [asdict(g) for g in self.gains]},
