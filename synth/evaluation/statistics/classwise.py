@@ -14,12 +14,10 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from synth.evaluation.statistics.bootstrap import check_bootstrap, resample_counts, two_level
 from synth.evaluation.statistics.paired import (
     PairedDifference,
-    _check_bootstrap,
-    _resample_counts,
-    _summarise,
-    _two_level,
+    difference_from_parts,
     paired_difference,
 )
 
@@ -134,17 +132,17 @@ def paired_metric_difference(
         raise ValueError(
             f"`metric` must be a callable or one of {get_args(MacroMetric)}, got {metric!r}"
         )
-    _check_bootstrap(n_boot, confidence)
-    seed_w, image_w = _resample_counts(np.random.default_rng(seed), *base.shape, n_boot)
+    check_bootstrap(n_boot, confidence)
+    seed_w, image_w = resample_counts(np.random.default_rng(seed), *base.shape, n_boot)
     every_image = np.ones((1, len(y)))
     obs_base, obs_cand = (_metric_per_seed(metric, every_image, y, p, k)[0] for p in (base, cand))
     base_per_seed = _metric_per_seed(metric, image_w, y, base, k)
     diff_per_seed = _metric_per_seed(metric, image_w, y, cand, k) - base_per_seed
-    diff_parts = _two_level(diff_per_seed, seed_w, obs_cand - obs_base)
-    base_parts = _two_level(base_per_seed, seed_w, obs_base)
+    diff_parts = two_level(diff_per_seed, seed_w, obs_cand - obs_base)
+    base_parts = two_level(base_per_seed, seed_w, obs_base)
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
     observed = float((obs_cand - obs_base).mean())
-    return _summarise(name, observed, diff_parts, base_parts, base.shape, confidence)
+    return difference_from_parts(name, observed, diff_parts, base_parts, base.shape, confidence)
 
 
 def per_class_differences(
@@ -176,8 +174,8 @@ def per_class_differences(
     """
     k = len(class_names)
     y, base, cand, _ = _check_predictions(y_true, baseline_pred, candidate_pred, k)
-    _check_bootstrap(n_boot, confidence)
-    seed_w, image_w = _resample_counts(np.random.default_rng(seed), *base.shape, n_boot)
+    check_bootstrap(n_boot, confidence)
+    seed_w, image_w = resample_counts(np.random.default_rng(seed), *base.shape, n_boot)
     support = np.bincount(y, minlength=k)
     every_image = np.ones((1, len(y)))
     rates = {}
@@ -209,8 +207,10 @@ def _class_difference(
     The rate's variance rests on the class's own images, so its df is support - 1, not N - 1.
     """
     (obs_b, obs_c), (base_ps, cand_ps) = [o[:, c] for o in observed], [d[..., c] for d in drawn]
-    diff_parts = _two_level(cand_ps - base_ps, seed_w, obs_c - obs_b)
-    base_parts = _two_level(base_ps, seed_w, obs_b)
+    diff_parts = two_level(cand_ps - base_ps, seed_w, obs_c - obs_b)
+    base_parts = two_level(base_ps, seed_w, obs_b)
     observed_diff = float((obs_c - obs_b).mean())
     dof = float(max(support - 1, 1))
-    return _summarise(metric, observed_diff, diff_parts, base_parts, shape, confidence, dof)
+    return difference_from_parts(
+        metric, observed_diff, diff_parts, base_parts, shape, confidence, dof
+    )

@@ -15,12 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from synth.evaluation.statistics.paired import (
-    _check_bootstrap,
-    _resample_counts,
-    _two_level,
-    paired_difference,
-)
+from synth.evaluation.statistics.bootstrap import check_bootstrap, resample_counts, two_level
+from synth.evaluation.statistics.paired import paired_difference
 
 __all__ = ["ExchangeRate", "exchange_rate"]
 
@@ -176,7 +172,7 @@ def exchange_rate(
     counts, real, mixed = _check_inputs(
         real_counts, real_scores, mixed_real_count, synthetic_count, mixed_scores
     )
-    _check_bootstrap(n_boot, confidence)
+    check_bootstrap(n_boot, confidence)
     (_, n_seeds, n_images), log_counts = real.shape, np.log(counts)
     used = int(np.flatnonzero(counts == mixed_real_count)[0])
 
@@ -214,10 +210,10 @@ def _worth_replicates(log_counts, real, mixed, n_boot: int, seed: int):
     with the same variance-corrected parts as the paired differences.
     """
     _, n_seeds, n_images = real.shape
-    seed_w, image_w = _resample_counts(np.random.default_rng(seed), n_seeds, n_images, n_boot)
+    seed_w, image_w = resample_counts(np.random.default_rng(seed), n_seeds, n_images, n_boot)
 
     def replicate(scores: np.ndarray) -> np.ndarray:
-        parts = _two_level(image_w @ scores.T / n_images, seed_w, scores.mean(axis=1))
+        parts = two_level(image_w @ scores.T / n_images, seed_w, scores.mean(axis=1))
         return scores.mean() + parts.image + parts.seed
 
     curves = np.stack([replicate(level) for level in real], axis=1)  # n_boot x levels
