@@ -247,6 +247,9 @@ def test_per_class_differences_flag_absent_classes_and_find_the_helped_one():
     assert per_class[1].recall.low > 0
     assert per_class[0].recall.degenerate  # same predictions on class a: no spread in recall
     assert class_summary(per_class).startswith("Per-class recall: helps b (+")
+    assert class_summary(per_class).endswith("; no detectable difference for 3 classes.")
+    assert class_summary(per_class[1:2]).endswith(")."), "no count of 0 unclear classes"
+    assert class_summary(per_class[:1]) == "Per-class recall: no detectable difference for 1 class."
 
 
 def _shots(rng, counts, n_seeds, n_images, equivalent):

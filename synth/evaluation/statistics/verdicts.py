@@ -153,5 +153,6 @@ def class_summary(differences: Sequence[ClassDifference], *, rate: str = "recall
         else:
             unclear += 1
     parts = [f"{label} {', '.join(names)}" for label, names in groups.items() if names]
-    parts.append(f"no detectable difference for {unclear} class(es)")
+    if unclear or not parts:
+        parts.append(f"no detectable difference for {unclear} class{'' if unclear == 1 else 'es'}")
     return f"Per-class {rate}: " + "; ".join(parts) + "."
