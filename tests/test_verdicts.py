@@ -94,6 +94,15 @@ def test_one_seed_never_gives_a_zero_width_interval_nor_plus_minus_zero():
     assert "One seed" in markdown
 
 
+def test_an_accuracy_interval_stays_within_0_and_1():
+    # one seed, 1 and 59 of 60 right: the few-seed widening alone would pass 1 and 0
+    recipes = _recipes(("real", "real"), ("real-plus-1x", "real-plus-synthetic"))
+    out = study_verdicts(_one_seed(wrong_base=59, wrong_cand=1), recipes, n_boot=N_BOOT)
+    for score in out.scores:
+        acc = score.accuracy
+        assert 0.0 <= acc.low < acc.mean < acc.high <= 1.0, acc
+
+
 def test_verdict_flips_from_no_detectable_difference_to_helps_as_the_gap_grows():
     recipes = _recipes(("real", "real"), ("real-plus-1x", "real-plus-synthetic"))
     small = study_verdicts(_one_seed(60, 4, 2), recipes, n_boot=N_BOOT).verdicts[0]

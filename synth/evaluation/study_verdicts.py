@@ -229,6 +229,10 @@ def _score(runs: PairedRuns, recipe: str, test_set: str, n_boot: int, seed: int)
     # Against an all-wrong baseline the paired difference is the accuracy itself, with the
     # same two-level interval (seeds, then test images) as every comparison.
     accuracy = paired_difference(np.zeros(correct.shape), correct, n_boot=n_boot, seed=seed)
+    # The widening for few seeds can reach past 0 or 1 (0.945 [0.858, 1.011] on one seed): an
+    # accuracy cannot, so the interval is cut to what is possible.
+    low, high = max(accuracy.low, 0.0), min(accuracy.high, 1.0)
+    accuracy = dataclasses.replace(accuracy, low=low, high=high)
     return RecipeScore(
         recipe, test_set, accuracy, len(seeds), runs.steps(recipe, test_set),
         record.real_images, record.synthetic_images,
