@@ -71,11 +71,15 @@ Scheduler = Literal["default", "ddim", "pndm", "euler", "euler-ancestral", "dpm-
 _BLANK_ALLOWED = {"negative_prompt"}  # the one text field where '' means something ("none")
 
 
-class ConfigModel(BaseModel):
-    """Base of every config model: frozen, unknown keys refused, no boolean where a number
-    belongs, no blank text (but in `_BLANK_ALLOWED`)."""
+# Every config model: immutable once made, unknown keys refused, no NaN or infinity
+_STRICT_FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+class ConfigModel(BaseModel):
+    """Base of the config models: `_STRICT_FROZEN`, no boolean where a number belongs, no blank
+    text (but in `_BLANK_ALLOWED`). QualityConfig keeps pydantic's own strict checks instead."""
+
+    model_config = _STRICT_FROZEN
 
     @field_validator("*", mode="before")
     @classmethod
@@ -454,7 +458,7 @@ def _default_recipes() -> tuple[RecipeConfig, ...]:
 class QualityConfig(BaseModel):
     """Thresholds of the quality gate; every field has a default and a reason."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = _STRICT_FROZEN
 
     enabled: bool = Field(
         default=True,
