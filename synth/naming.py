@@ -31,13 +31,16 @@ _VOWEL_LETTER_CONSONANT_SOUND = ("eu", "ewe", "one", "uni", "use", "usu", "uten"
 _CONSONANT_LETTER_VOWEL_SOUND = ("heir", "honest", "honor", "honour", "hour")
 
 
-TEMPLATE_FIELDS = frozenset({"name", "a_name", "context"})
+TEMPLATE_FIELDS = ("name", "a_name", "context")  # what `fill_template` puts in
 DEFAULT_TEMPLATE = "a photo of {a_name}"  # GenerationConfig.prompt_template's default
 
 
-def template_fields(template: str, what: str = "`template`") -> set[str]:
-    """The fields prompt template `template` uses; raises unless they are only `{name}`,
-    `{a_name}` and `{context}`, plain (`what` names the template in the message).
+def template_fields(
+    template: str, what: str = "`template`", allowed: Sequence[str] = TEMPLATE_FIELDS
+) -> set[str]:
+    """The fields prompt template `template` uses; raises unless they are only `allowed` ones
+    (by default `{name}`, `{a_name}` and `{context}`), plain (`what` names the template in the
+    message).
 
     Raises:
         ValueError: A malformed template, or another field (e.g. `{name.x}` would put an
@@ -48,16 +51,11 @@ def template_fields(template: str, what: str = "`template`") -> set[str]:
     except ValueError as exc:
         raise ValueError(f"{what} {template!r} is not a valid template ({exc})") from None
     fields = {f for f, _, _ in parsed if f is not None}
-    bad = [
-        f
-        for f, conv, spec in parsed
-        if f is not None and (f not in TEMPLATE_FIELDS or conv or spec)
-    ]
+    bad = [f for f, conv, spec in parsed if f is not None and (f not in allowed or conv or spec)]
     if bad:
-        raise ValueError(
-            f"{what} {template!r} may only use the fields {{name}}, {{a_name}} and "
-            f"{{context}}, got {bad}"
-        )
+        named = [f"{{{f}}}" for f in allowed]
+        listed = ", ".join(named[:-1]) + f" and {named[-1]}" if len(named) > 1 else named[0]
+        raise ValueError(f"{what} {template!r} may only use the fields {listed}, got {bad}")
     return fields
 
 

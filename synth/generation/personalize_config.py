@@ -137,11 +137,8 @@ class PersonalizeConfig(ConfigModel):
     @field_validator("prompt_template")
     @classmethod
     def _template_formats(cls, template: str) -> str:
-        if "context" in template_fields(template, "prompt_template"):
-            raise ValueError(
-                f"prompt_template {template!r} may only use the fields {{name}} and {{a_name}}: "
-                "each class is fitted on one prompt, contexts are for generation"
-            )
+        what = "prompt_template (one prompt per class: contexts are for generation)"
+        template_fields(template, what, allowed=("name", "a_name"))
         return template
 
     @model_validator(mode="after")
